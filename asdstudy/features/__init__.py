@@ -1,0 +1,33 @@
+"""Features: DCASE-baseline log-mel (librosa and torch), frame stacks, sequences, and a cache.
+
+The one call most chapters need is :func:`clip_logmels`: log-mel spectrograms of many clips,
+computed in parallel through the on-disk cache.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import numpy as np
+
+from ..audio import load
+from .cache import FeatureCache, extract
+from .logmel import LogMelParams, logmel, logmel_torch, sequence_windows, stack_frames
+
+__all__ = ["LogMelParams", "logmel", "logmel_torch", "stack_frames", "sequence_windows",
+           "clip_logmels", "logmel_file", "FeatureCache", "extract"]
+
+
+def logmel_file(path: str, params: LogMelParams = LogMelParams(), channel: int = 0) -> np.ndarray:
+    """Load one clip (channel ``channel``, resampled to ``params.sr``) and return its log-mel."""
+    y, _ = load(path, sr=params.sr, channel=channel)
+    return logmel(y, params)
+
+
+def clip_logmels(paths: Sequence[str], params: LogMelParams = LogMelParams(), n_jobs: int = 1,
+                 use_cache: bool = True, progress: bool = True, channel: int = 0) -> list[np.ndarray]:
+    """Log-mel spectrograms (T, n_mels) of many clips, cached on disk and computed in parallel."""
+    key = dict(params.key(), channel=channel)
+    return extract(paths, partial(logmel_file, params=params, channel=channel), "logmel", key,
+                   n_jobs=n_jobs, use_cache=use_cache, progress=progress)

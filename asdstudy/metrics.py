@@ -1,0 +1,259 @@
+"""Evaluation metrics exactly as the DCASE challenges and the five papers compute them.
+
+Conventions: ``y_true`` is 1 for an anomaly (the positive class), 0 for normal; ``y_score`` is
+an anomaly score, higher = more anomalous.
+
+Two partial AUCs, both over FPR in [0, p] (p = 0.1 in every DCASE task), clearly named:
+
+* :func:`pauc_mcclish` -- what ``sklearn.metrics.roc_auc_score(max_fpr=p)`` returns and what
+  every official DCASE evaluator script computes: McClish's standardisation
+  ``0.5 * (1 + (A - p^2/2) / (p - p^2/2))``; random scores give 0.5, perfect ones 1.
+* :func:`pauc_raw` -- the raw area normalised by p, ``A / p``, as the DCASE task descriptions
+  define it; random scores give p/2 = 0.05, perfect ones 1.
+
+Examples
+--------
+>>> y = [0, 0, 1, 1]; s = [0.1, 0.4, 0.35, 0.8]
+>>> auc(y, s)
+0.75
+>>> round(eer(y, s)[0], 3)
+0.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import hmean, rankdata
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from . import ASDStudyError
+
+MAX_FPR = 0.1
+
+
+class MetricError(ASDStudyError):
+    pass
+
+
+def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(y_score, dtype=float).ravel()
+    if y.shape != s.shape:
+        raise MetricError(f"y_true has {y.size} values but y_score has {s.size}.")
+    if not np.all(np.isfinite(s)):
+        raise MetricError("y_score contains NaN or infinite values; check the detector's scores.")
+    if set(np.unique(y)) - {0, 1}:
+        raise MetricError("y_true must hold 0 (normal) and 1 (anomaly) only.")
+    if y.min() == y.max():
+        raise MetricError("AUC needs both normal (0) and anomalous (1) clips; only one class given.")
+    return y, s
+
+
+def auc(y_true, y_score) -> float:
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``)."""
+    y, s = _check(y_true, y_score)
+    return float(roc_auc_score(y, s))
+
+
+def _partial_area(y, s, p):
+    fpr, tpr, _ = roc_curve(y, s)
+    stop = np.searchsorted(fpr, p, side="right")
+    x = np.concatenate([fpr[:stop], [p]])
+    # interpolate between the two ROC points around p, exactly as scikit-learn does
+    yv = np.concatenate([tpr[:stop], [np.interp(p, fpr[stop - 1:stop + 1], tpr[stop - 1:stop + 1])]])
+    return float(np.trapezoid(yv, x))
+
+
+def pauc_raw(y_true, y_score, max_fpr: float = MAX_FPR) -> float:
+    """Raw partial AUC over FPR in [0, max_fpr], divided by max_fpr (random: max_fpr / 2)."""
+    y, s = _check(y_true, y_score)
+    return _partial_area(y, s, max_fpr) / max_fpr
+
+
+def pauc_mcclish(y_true, y_score, max_fpr: float = MAX_FPR) -> float:
+    """McClish-standardised partial AUC, as ``roc_auc_score(max_fpr=...)`` (random: 0.5)."""
+    y, s = _check(y_true, y_score)
+    a = _partial_area(y, s, max_fpr)
+    lo, hi = max_fpr**2 / 2, max_fpr
+    return float(0.5 * (1 + (a - lo) / (hi - lo)))
+
+
+def eer(y_true, y_score) -> tuple[float, float]:
+    """Equal error rate and its threshold.
+
+    Returns:
+        (eer, threshold): the rate where the false positive rate equals the miss rate (linear
+        interpolation between ROC points), and the score threshold there (clips with score >=
+        threshold are called anomalous).
+    """
+    y, s = _check(y_true, y_score)
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    fnr = 1 - tpr
+    d = fnr - fpr
+    i = int(np.argmax(d <= 0))  # first point where the miss rate no longer exceeds FPR
+    if i == 0:
+        return float(fpr[0]), float(thr[0])
+    w = d[i - 1] / (d[i - 1] - d[i]) if d[i - 1] != d[i] else 0.0
+    rate = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
+    t_hi = thr[i - 1] if np.isfinite(thr[i - 1]) else s.max()
+    threshold = t_hi + w * (thr[i] - t_hi)
+    return float(rate), float(threshold)
+
+
+# ----------------------------------------------------------------------------------- thresholds
+
+def threshold_max_f1(y_true, y_score) -> float:
+    """The threshold (one of the scores) that maximises the anomaly-class F1."""
+    y, s = _check(y_true, y_score)
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    tp = np.cumsum(ys)
+    fp = np.cumsum(1 - ys)
+    f1 = 2 * tp / (tp + fp + y.sum())
+    last = np.r_[ss[1:] != ss[:-1], True]  # only cut between distinct scores
+    f1 = np.where(last, f1, -1)
+    return float(ss[int(np.argmax(f1))])
+
+
+def threshold_closest_corner(y_true, y_score) -> float:
+    """The ROC point closest to (FPR 0, TPR 1) -- paper 001's rule -- as a score threshold."""
+    y, s = _check(y_true, y_score)
+    fpr, tpr, thr = roc_curve(y, s)
+    k = int(np.argmin(fpr**2 + (1 - tpr) ** 2))
+    return float(thr[k]) if np.isfinite(thr[k]) else float(s.max())
+
+
+def threshold_at_tpr(y_true, y_score, tpr_target: float = 0.8) -> float:
+    """The highest threshold whose TPR reaches ``tpr_target`` (paper 001's GRU: 0.8)."""
+    y, s = _check(y_true, y_score)
+    pos = np.sort(s[y == 1])[::-1]
+    k = int(np.ceil(tpr_target * pos.size)) - 1
+    return float(pos[max(k, 0)])
+
+
+def threshold_mean_std(normal_scores, k: float = 1.0) -> float:
+    """mean + k * std of scores of normal clips (validation normals: an honest rule)."""
+    s = np.asarray(normal_scores, dtype=float)
+    if s.size < 2:
+        raise MetricError("threshold_mean_std needs at least two normal scores.")
+    return float(s.mean() + k * s.std(ddof=1))
+
+
+def classification_report(y_true, y_score, threshold: float) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class, plus accuracy, at ``score >= threshold``."""
+    y, s = _check(y_true, y_score)
+    pred = (s >= threshold).astype(int)
+    rows = []
+    for cls, name in ((0, "normal"), (1, "anomaly")):
+        tp = int(np.sum((pred == cls) & (y == cls)))
+        p_n = int(np.sum(pred == cls))
+        t_n = int(np.sum(y == cls))
+        prec = tp / p_n if p_n else 0.0
+        rec = tp / t_n if t_n else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        rows.append({"class": name, "precision": prec, "recall": rec, "f1": f1, "support": t_n})
+    df = pd.DataFrame(rows).set_index("class")
+    df.attrs["accuracy"] = float(np.mean(pred == y))
+    df.attrs["threshold"] = float(threshold)
+    return df
+
+
+# ------------------------------------------------------------------------------------ bootstrap
+
+def _auc_rows(y: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """AUC of each row of S (n_boot, n) for labels y (n_boot, n), via average ranks (ties ok)."""
+    r = rankdata(S, axis=1)
+    n_pos = y.sum(axis=1)
+    n_neg = y.shape[1] - n_pos
+    return ((r * y).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def __iter__(self):
+        return iter((self.value, self.low, self.high))
+
+
+def bootstrap_ci(y_true, y_score, metric: str = "auc", n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> Interval:
+    """Percentile bootstrap confidence interval, resampling normals and anomalies separately
+    (stratified, so every replicate has both classes).
+
+    Args:
+        metric: "auc", "pauc_mcclish", "pauc_raw" or a callable(y, s) -> float.
+        n_boot: replicates.
+        level: coverage (0.95 for a 95 % interval).
+        seed: the resampling seed.
+
+    Returns:
+        Interval(value, low, high) with value the metric on the full data.
+    """
+    y, s = _check(y_true, y_score)
+    fn = {"auc": auc, "pauc_mcclish": pauc_mcclish, "pauc_raw": pauc_raw}.get(metric, metric)
+    if not callable(fn):
+        raise MetricError(f"unknown metric {metric!r}; use auc, pauc_mcclish, pauc_raw or a callable.")
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    idx = np.concatenate([rng.choice(pos, (n_boot, pos.size)), rng.choice(neg, (n_boot, neg.size))], axis=1)
+    if metric == "auc":
+        vals = _auc_rows(y[idx], s[idx])
+    else:
+        vals = np.array([fn(y[i], s[i]) for i in idx])
+    a = (1 - level) / 2
+    return Interval(float(fn(y, s)), float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a)))
+
+
+def score_table(y_true, y_score, n_boot: int = 1000, seed: int = 0) -> dict:
+    """AUC, both pAUCs and EER, with 95 % bootstrap CIs for the first three, in one dict."""
+    out = {}
+    for m in ("auc", "pauc_mcclish", "pauc_raw"):
+        v = bootstrap_ci(y_true, y_score, m, n_boot=n_boot, seed=seed)
+        out[m], out[f"{m}_low"], out[f"{m}_high"] = v.value, v.low, v.high
+    out["eer"], out["eer_threshold"] = eer(y_true, y_score)
+    y = np.asarray(y_true)
+    out["n_normal"], out["n_anomaly"] = int((y == 0).sum()), int((y == 1).sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------- aggregation
+
+def aggregate(df: pd.DataFrame, value: str = "value", by: str = "machine", scheme: str = "dcase2020",
+              weight: str | None = None) -> pd.Series:
+    """Aggregate per-unit metric values the way each source does.
+
+    Args:
+        df: one row per unit (machine id, or section x domain).
+        value: the column to aggregate.
+        by: the grouping column (e.g. "machine"); "" for one overall number.
+        scheme: "dcase2020" arithmetic mean; "dcase2021" harmonic mean (``scipy.stats.hmean``,
+            the official 2021+ score); "weighted" mean weighted by ``weight`` (paper 003 weights
+            machine types by their test-set size).
+        weight: the weight column for "weighted" (e.g. "n_test").
+    """
+    if scheme == "dcase2020":
+        f = lambda g: float(np.mean(g[value]))  # noqa: E731
+    elif scheme == "dcase2021":
+        f = lambda g: float(hmean(g[value]))  # noqa: E731
+    elif scheme == "weighted":
+        if not weight or weight not in df:
+            raise MetricError("scheme 'weighted' needs a weight column, e.g. weight='n_test'.")
+        f = lambda g: float(np.average(g[value], weights=g[weight]))  # noqa: E731
+    else:
+        raise MetricError(f"unknown aggregation scheme {scheme!r}; use dcase2020, dcase2021 or weighted.")
+    if not by:
+        return pd.Series({"all": f(df)})
+    return df.groupby(by, sort=True).apply(f, include_groups=False)
+
+
+def weighted_std(values, weights) -> float:
+    """Standard deviation weighted by test-set size (the spread paper 003 reports beside Table 6)."""
+    v, w = np.asarray(values, float), np.asarray(weights, float)
+    m = np.average(v, weights=w)
+    return float(np.sqrt(np.average((v - m) ** 2, weights=w)))
