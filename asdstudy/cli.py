@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -25,8 +24,9 @@ from . import ASDStudyError, __version__
 
 def default_data_root() -> Path:
     """``$ASDSTUDY_DATA`` or ``<repo>/data``."""
-    env = os.environ.get("ASDSTUDY_DATA")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    from .runner import data_root
+
+    return data_root()
 
 
 class _Group(click.Group):
@@ -134,12 +134,9 @@ def verify(dest):
     click.echo(df.to_string(index=False))
 
 
-try:  # the runner's commands live in runner.py (issue 3); absent before it lands
-    from .runner import register as _register_runner
+from .runner import register as _register_runner  # noqa: E402
 
-    _register_runner(main)
-except ImportError:  # pragma: no cover
-    pass
+_register_runner(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,77 @@
+"""Profiles: every chapter's parameters for ``smoke``, ``default`` and ``paper``, in one place.
+
+* ``smoke`` -- seconds per chapter on tiny synthetic data; what the test suite executes.
+* ``default`` -- the built-in synthetic factory at a size that trains real models; minutes per
+  chapter on a 2-core CPU; what ``asdstudy reproduce`` runs and what the book shows.
+* ``paper`` -- the real dataset each paper used and its published hyperparameters; meant for a
+  GPU. The data must be downloaded first (``asdstudy data download``).
+
+A chapter's parameters are ``COMMON[profile]``, updated by ``CHAPTERS[chapter][profile]``,
+updated by the user's ``-p key value`` overrides (:func:`parameters`). Every chapter notebook
+declares the same names in its cell tagged ``parameters``.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+from . import ASDStudyError
+
+PROFILES = ("smoke", "default", "paper")
+
+#: The book's chapters, in the order ``asdstudy reproduce`` runs them. The scoreboard is last:
+#: it joins the claims with the result rows of every chapter before it.
+CHAPTER_ORDER = ("data", "metrics", "scoreboard")
+
+#: Which chapter reproduces which paper (for the scoreboard's "not yet run").
+PAPER_CHAPTERS = {
+    "000": "ensemble",
+    "001": "sequence",
+    "002": "autoencoders",
+    "003": "gans",
+    "004": "explain",
+    "dcase2020-baseline": "autoencoders",
+}
+
+COMMON = {
+    "smoke": {"profile": "smoke", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 200},
+    "default": {"profile": "default", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 1000},
+    "paper": {"profile": "paper", "seed": 0, "data_root": "", "jobs": 8, "n_boot": 1000},
+}
+
+CHAPTERS: dict[str, dict[str, dict]] = {
+    "data": {
+        "smoke": {"machines": "all", "n_audio_seconds": 2.0},
+        "default": {"machines": "all", "n_audio_seconds": 4.0},
+        # the paper profile describes the real data found under data_root instead
+        "paper": {"machines": "all", "n_audio_seconds": 4.0},
+    },
+    "metrics": {"smoke": {}, "default": {}, "paper": {}},
+    "scoreboard": {"smoke": {}, "default": {}, "paper": {}},
+}
+
+
+def chapters() -> tuple[str, ...]:
+    return CHAPTER_ORDER
+
+
+def parameters(chapter: str, profile: str = "default", overrides: dict | None = None) -> dict:
+    """The parameters of one chapter run: profile values updated by ``overrides``.
+
+    Raises:
+        ASDStudyError: unknown chapter or profile, or an override naming a parameter the
+            chapter does not have (papermill would otherwise inject it silently).
+    """
+    if chapter not in CHAPTERS:
+        raise ASDStudyError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTER_ORDER)}.")
+    if profile not in PROFILES:
+        raise ASDStudyError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}.")
+    params = deepcopy(COMMON[profile])
+    params.update(deepcopy(CHAPTERS[chapter][profile]))
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise ASDStudyError(
+                f"chapter {chapter!r} has no parameter {key!r}; its parameters are: "
+                f"{', '.join(sorted(params))}.")
+        params[key] = value
+    return params
