@@ -151,7 +151,7 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         if work.exists():
             os.replace(work, failed)
         raise ChapterFailed(
-            f"chapter {chapter!r} ({profile}) failed in cell {exc.cell_index} (execution count "
+            f"chapter {chapter!r} ({profile}) failed in cell {exc.cell_index} of the executed notebook (execution count "
             f"{exc.exec_count}): {exc.ename}: {exc.evalue}\nThe executed notebook is kept at {failed}; "
             "open it to see the full traceback.") from None
     except BaseException:

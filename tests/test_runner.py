@@ -1,0 +1,157 @@
+"""The runner and the book, end to end on the smoke profile (papermill + jupyter-book)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from asdstudy import ASDStudyError
+from asdstudy import runner
+from asdstudy.cli import main
+from asdstudy.profiles import CHAPTER_ORDER, parameters
+
+ROOT = Path(runner.__file__).resolve().parent.parent
+
+
+def test_parameters_profile_and_overrides():
+    p = parameters("data", "smoke", {"seed": 7})
+    assert p["seed"] == 7 and p["profile"] == "smoke" and p["n_boot"] == 200
+    assert parameters("data", "default")["n_boot"] == 1000
+    with pytest.raises(ASDStudyError, match="has no parameter 'sed'.*seed"):
+        parameters("data", "smoke", {"sed": 7})
+    with pytest.raises(ASDStudyError, match="unknown profile 'huge'"):
+        parameters("data", "huge")
+    with pytest.raises(ASDStudyError, match="unknown chapter 'nope'"):
+        parameters("nope")
+
+
+def test_notebooks_are_clean_and_parameterised():
+    for chapter in CHAPTER_ORDER:
+        nb = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.get("outputs") for c in code), f"{chapter}: stored with outputs"
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{chapter}: needs exactly one cell tagged parameters"
+        names = set(re.findall(r"^(\w+) =", tagged[0].source, flags=re.M))
+        assert names == set(parameters(chapter, "smoke")), f"{chapter}: parameters cell and profiles differ"
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    """Execute every chapter on the smoke profile into a copy of the repository, build strictly."""
+    work = tmp_path_factory.mktemp("repo")
+    for name in ("asdstudy", "notebooks", "book", "_config.yml", "_toc.yml"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns(
+                "chapters", "_results", "__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, work / name)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(runner, "repo_root", lambda: work)
+    mp.setenv("ASDSTUDY_RESULTS", str(work / "book" / "_results"))
+    mp.setenv("ASDSTUDY_DATA", str(work / "data"))
+    mp.setenv("PYTHONPATH", str(work))  # the kernel imports the copied package
+    index = runner.reproduce("smoke", progress=False, echo=lambda *_: None)
+    # build strictly (warnings are errors) from a clean output folder
+    shutil.rmtree(work / "_build")
+    index = runner.build_book(strict=True, quiet=True)
+    yield work, index
+    mp.undo()
+
+
+def test_reproduce_builds_book_with_scoreboard(built_book):
+    work, index = built_book
+    assert index.exists()
+    html = (work / "_build/html/book/chapters/scoreboard.html").read_text()
+    assert "Scoreboard: claimed versus reproduced" in html
+    assert "not yet run" in html and "0.9965" in html  # a claim row of the scoreboard table
+    m = re.search(r"The claims file holds\s*(?:<[^>]+>\s*)*(\d+)", html)
+    assert m and int(m.group(1)) > 150  # the glued count, not a blank
+    data = (work / "_build/html/book/chapters/data.html").read_text()
+    assert "<audio" in data and "reference detector" in data.lower()
+    assert re.search(r"ranges from\s*(?:<[^>]+>\s*)*0\.\d{3}", data)  # glued AUC, formatted
+    assert (work / "book/_results/data.csv").exists()
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.images = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+
+
+def test_no_broken_internal_links_or_missing_images(built_book):
+    work, _ = built_book
+    html_root = work / "_build/html"
+    problems = []
+    for page in html_root.rglob("*.html"):
+        p = _Links()
+        p.feed(page.read_text(errors="replace"))
+        for ref in p.links + p.images:
+            u = urlparse(ref)
+            if u.scheme or ref.startswith(("#", "mailto:", "data:")) or not u.path:
+                continue
+            target = (page.parent / unquote(u.path)).resolve()
+            if not target.exists():
+                problems.append(f"{page.relative_to(html_root)} -> {ref}")
+    assert not problems, problems[:10]
+
+
+def test_second_reproduce_skips_unchanged(built_book, monkeypatch):
+    work, _ = built_book
+    monkeypatch.setattr(runner, "repo_root", lambda: work)
+    monkeypatch.setattr(runner, "build_book", lambda **k: work / "_build/html/index.html")
+    said = []
+    runner.reproduce("smoke", progress=False, echo=said.append)
+    assert all("unchanged" in s for s in said if s.startswith("[") and not s.startswith("[book]")), said
+    # a parameter change re-runs that chapter
+    assert not runner.is_unchanged("metrics", parameters("metrics", "smoke", {"seed": 3}))
+
+
+def test_failing_cell_is_named_and_notebook_kept(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'smoke'\nseed = 0\ndata_root = ''\njobs = 1\nn_boot = 10")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom ' + str(seed))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "metrics.ipynb")
+    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("ASDSTUDY_RESULTS", str(tmp_path / "results"))
+    with pytest.raises(runner.ChapterFailed, match=r"(?s)failed in cell \d+ of the executed notebook .*ValueError: boom 7.*kept at"):
+        runner.run_chapter("metrics", "smoke", {"seed": 7}, progress=False)
+    kept = tmp_path / "runs" / "metrics.failed.ipynb"
+    assert kept.exists() and "boom 7" in kept.read_text()
+    assert not (tmp_path / "book/chapters/metrics.ipynb").exists()
+
+
+def test_cli_run_injects_parameter(tmp_path, monkeypatch):
+    """`asdstudy run metrics --profile smoke -p seed 7` executes with the injected value."""
+    work = tmp_path
+    shutil.copytree(ROOT / "notebooks", work / "notebooks")
+    monkeypatch.setattr(runner, "repo_root", lambda: work)
+    monkeypatch.setenv("ASDSTUDY_RESULTS", str(work / "results"))
+    r = CliRunner().invoke(main, ["run", "metrics", "--profile", "smoke", "-p", "seed", "7"])
+    assert r.exit_code == 0, r.output
+    nb = nbformat.read(work / "book/chapters/metrics.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "seed = 7" in injected[0].source
+    state = json.loads((work / "results/.runs/metrics.json").read_text())
+    assert state["fingerprint"]["parameters"]["seed"] == 7
+    r = CliRunner().invoke(main, ["run", "metrics", "-p", "sed", "7"])
+    assert r.exit_code == 2 and "has no parameter 'sed'" in r.output
