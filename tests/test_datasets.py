@@ -71,3 +71,15 @@ def test_machine_filter(tiny_synth):
     assert set(df.machine) == {"valve"}
     with pytest.raises(DatasetError, match="no clips for machine type\\(s\\) fan"):
         clip_table(tiny_synth / "dcase2020", machines=["fan"])
+
+
+def test_dcase2020_additional_training_and_evaluation_names(tmp_path):
+    for f in ("eval_data/fan/train/normal_id_01_00000000.wav", "eval_data/fan/test/id_01_00000003.wav",
+              "dev_data/fan/test/anomaly_id_00_00000000.wav"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_bytes(b"")
+    df = read_dcase2020(tmp_path).set_index("split")
+    subsets = {json.loads(a)["subset"] for a in df.attributes}
+    assert subsets == {"additional_training", "evaluation", "development"}
+    ev = df[df.attributes.str.contains('"evaluation"')].iloc[0]
+    assert pd.isna(ev.label) and ev.id == "01"

@@ -89,6 +89,8 @@ def read_dcase2020(root: str | Path, dataset: str = "dcase2020") -> pd.DataFrame
         machine = wav.parent.parent.name
         part = wav.parent.parent.parent.name
         subset = {"dev_data": "development", "eval_data": "evaluation"}.get(part, part)
+        if part == "eval_data" and wav.parent.name == "train":
+            subset = "additional_training"  # eval_data_train_<machine>.zip unpacks here
         label = _label(m["label"])
         if wav.parent.name == "train" and label is None:
             label = 0
