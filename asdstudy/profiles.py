@@ -22,6 +22,8 @@ PROFILES = ("smoke", "default", "paper")
 #: The book's chapters, in the order ``asdstudy reproduce`` runs them. The scoreboard is last:
 #: it joins the claims with the result rows of every chapter before it.
 CHAPTER_ORDER = ("data", "metrics", "scoreboard")
+#: Chapters that read the other chapters' result rows: they re-run whenever those change.
+CONSUMES_RESULTS = frozenset({"scoreboard"})
 
 #: Which chapter reproduces which paper (for the scoreboard's "not yet run").
 PAPER_CHAPTERS = {

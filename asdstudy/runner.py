@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from . import ASDStudyError, __version__
-from .profiles import CHAPTER_ORDER, parameters
+from .profiles import CHAPTER_ORDER, CONSUMES_RESULTS, parameters
 
 TITLES = {
     "data": "The data",
@@ -91,10 +91,25 @@ def data_fingerprint(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def results_fingerprint(exclude: str) -> str:
+    """Hash of the other chapters' result files and of which chapters are executed."""
+    h = hashlib.sha256()
+    for p in sorted(results_dir().glob("*.csv")):
+        if p.stem != exclude:
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    for p in sorted(executed_dir().glob("*.ipynb")):
+        h.update(p.name.encode())
+    return h.hexdigest()[:16]
+
+
 def fingerprint(chapter: str, params: dict) -> dict:
     nb = repo_root() / "notebooks" / f"{chapter}.ipynb"
-    return {"notebook": _sha(nb.read_bytes()), "parameters": params, "version": __version__,
-            "package": package_fingerprint(), "data": data_fingerprint(data_root(params.get("data_root")))}
+    fp = {"notebook": _sha(nb.read_bytes()), "parameters": params, "version": __version__,
+          "package": package_fingerprint(), "data": data_fingerprint(data_root(params.get("data_root")))}
+    if chapter in CONSUMES_RESULTS:  # the scoreboard reads every other chapter's results
+        fp["results"] = results_fingerprint(exclude=chapter)
+    return fp
 
 
 def _state_path(chapter: str) -> Path:

@@ -121,6 +121,14 @@ def test_second_reproduce_skips_unchanged(built_book, monkeypatch):
     assert all("unchanged" in s for s in said if s.startswith("[") and not s.startswith("[book]")), said
     # a parameter change re-runs that chapter
     assert not runner.is_unchanged("metrics", parameters("metrics", "smoke", {"seed": 3}))
+    # new results from another chapter make the scoreboard stale, not the others
+    extra = work / "book" / "_results" / "autoencoders.csv"
+    extra.write_text("chapter,paper,method,metric,value\nautoencoders,002,VAE,auc,0.9\n")
+    try:
+        assert not runner.is_unchanged("scoreboard", parameters("scoreboard", "smoke"))
+        assert runner.is_unchanged("data", parameters("data", "smoke"))
+    finally:
+        extra.unlink()
 
 
 def test_failing_cell_is_named_and_notebook_kept(tmp_path, monkeypatch):
