@@ -1,0 +1,158 @@
+"""The one torch training loop every neural chapter uses.
+
+:func:`fit` trains a model by minibatch Adam on an in-memory tensor of examples with a
+per-batch loss you supply, and returns the loss history for plotting. It handles the device
+(CUDA when present, else CPU), seeding that makes CPU runs repeatable (Python, NumPy and torch
+seeds, deterministic algorithms, a seeded shuffling generator), an optional validation split
+with early stopping (the best weights are restored), a progress bar and optional checkpoints.
+
+Example
+-------
+>>> import torch
+>>> model = torch.nn.Linear(4, 4)
+>>> X = torch.randn(256, 4)
+>>> hist = fit(model, lambda m, xb: ((m(xb) - xb) ** 2).mean(), X, epochs=2, progress=False)
+>>> len(hist.train)
+2
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import ASDStudyError
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else "cuda" when torch sees a GPU, else "cpu"."""
+    import torch
+
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ASDStudyError(f"device {device!r} requested but torch sees no CUDA GPU; use device='cpu'.")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class History:
+    """Loss per epoch (train and, with a validation split, validation) and the best epoch."""
+
+    train: list[float] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def fit(
+    model,
+    loss_fn: Callable,
+    X,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    val_fraction: float = 0.0,
+    patience: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` on the rows of ``X`` with Adam.
+
+    Args:
+        model: a torch ``nn.Module`` (moved to the device).
+        loss_fn: ``loss_fn(model, batch) -> scalar tensor``.
+        X: tensor or array, shape (n_examples, ...): the training examples.
+        epochs, batch_size, lr, betas, weight_decay: the optimiser's settings.
+        val_fraction: hold out this fraction of X (a seeded random subset) for validation.
+        patience: stop after this many epochs without a better validation loss and restore the
+            best weights (needs val_fraction > 0).
+        seed: seeds initialisation-independent randomness (shuffling, dropout, sampling).
+        device: "cpu", "cuda" or None (auto).
+        progress: show a tqdm bar over epochs.
+        checkpoint: save the model's state_dict here after every epoch (and the best one).
+
+    Returns:
+        :class:`History` of the losses.
+    """
+    import time
+
+    import torch
+    from tqdm.auto import tqdm
+
+    if patience is not None and val_fraction <= 0:
+        raise ASDStudyError("early stopping (patience) needs a validation split: set val_fraction > 0.")
+    dev = pick_device(device)
+    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
+    if X.shape[0] < 2:
+        raise ASDStudyError(f"need at least two training examples, got {X.shape[0]}.")
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(X.shape[0], generator=gen)
+    n_val = int(round(val_fraction * X.shape[0]))
+    Xval, Xtr = X[perm[:n_val]], X[perm[n_val:]]
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    hist = History(device=dev)
+    best, best_state, waited = float("inf"), None, 0
+    t0 = time.time()
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch")
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(Xtr.shape[0], generator=gen)
+        total, n = 0.0, 0
+        for i in range(0, Xtr.shape[0], batch_size):
+            xb = Xtr[order[i:i + batch_size]].to(dev)
+            if xb.shape[0] < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
+                continue  # batch norm cannot train on a single example
+            opt.zero_grad()
+            loss = loss_fn(model, xb)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * xb.shape[0]
+            n += xb.shape[0]
+        hist.train.append(total / max(n, 1))
+        if n_val:
+            model.eval()
+            with torch.no_grad():
+                vl = [float(loss_fn(model, Xval[i:i + 4096].to(dev))) * min(4096, n_val - i)
+                      for i in range(0, n_val, 4096)]
+            hist.val.append(sum(vl) / n_val)
+            if hist.val[-1] < best:
+                best, best_state, waited, hist.best_epoch = hist.val[-1], copy.deepcopy(model.state_dict()), 0, epoch
+            else:
+                waited += 1
+        bar.set_postfix(loss=f"{hist.train[-1]:.4g}", **({"val": f"{hist.val[-1]:.4g}"} if n_val else {}))
+        if checkpoint:
+            torch.save(model.state_dict(), checkpoint)
+        if patience is not None and waited >= patience:
+            hist.stopped_early = True
+            break
+    if best_state is not None and patience is not None:
+        model.load_state_dict(best_state)
+        if checkpoint:
+            torch.save(best_state, checkpoint)
+    model.eval()
+    hist.seconds = time.time() - t0
+    return hist
