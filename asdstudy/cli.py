@@ -55,8 +55,9 @@ def info():
     root = default_data_root()
     click.echo(f"{'data root':16s} {root}{'' if root.exists() else '  (missing: run asdstudy data generate)'}")
     if root.exists():
-        for manifest in sorted(root.glob("synthetic/*/.asdstudy/*.json")):
-            click.echo(f"  synthetic {manifest.parent.parent.name}/{manifest.stem}")
+        for manifest in sorted(root.glob("synthetic/*/*/.asdstudy/*.json")):
+            set_dir = manifest.parent.parent
+            click.echo(f"  synthetic {set_dir.parent.name}: {set_dir.name}/{manifest.stem}")
 
 
 @main.group()
@@ -68,7 +69,7 @@ def data():
 @click.option("--profile", type=click.Choice(["smoke", "default", "paper"]), default="default",
               show_default=True, help="Sizes: smoke (a few clips), default (~200 train + 50/50 test per id), paper.")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="Data root; the set goes to ROOT/synthetic/<variant>. Default: $ASDSTUDY_DATA or ./data.")
+              help="Data root; the set goes to ROOT/synthetic/<profile>-seed<seed>/<variant>. Default: $ASDSTUDY_DATA or ./data.")
 @click.option("--variant", type=click.Choice(["dcase2020", "dcase2021", "labelled"]), default="dcase2020",
               show_default=True, help="DCASE 2020 layout, DCASE 2021-style sections/domains, or a labelled set.")
 @click.option("--machines", "-m", multiple=True, help="Machine types (repeat); default all six.")
@@ -78,8 +79,9 @@ def data():
 def generate(profile, root, variant, machines, seed, jobs, force):
     """Write the synthetic factory's machine sounds (deterministic: same seed, same bytes)."""
     from .datasets.synthetic import generate as gen
+    from .datasets.synthetic import synthetic_root
 
-    root = (root or default_data_root()) / "synthetic"
+    root = synthetic_root(root or default_data_root(), profile, seed)
     out = gen(root, profile=profile, machines=machines or None, variant=variant, seed=seed,
               n_jobs=jobs, force=force)
     click.echo(f"synthetic {variant} set ({profile}) in {out}")
@@ -90,10 +92,11 @@ def generate(profile, root, variant, machines, seed, jobs, force):
 @click.option("--layout", default="auto", show_default=True, help="auto, dcase2020, dcase2021, mimii.")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Also write the full clip table here.")
 def list_(root, layout, csv_out):
-    """Summarise the clip table of ROOT (default: the synthetic DCASE 2020 set)."""
+    """Summarise the clip table of ROOT (default: the default profile's synthetic DCASE 2020 set)."""
     from .datasets import clip_table
+    from .datasets.synthetic import synthetic_root
 
-    root = root or default_data_root() / "synthetic" / "dcase2020"
+    root = root or synthetic_root(default_data_root(), "default") / "dcase2020"
     df = clip_table(root, layout=layout)
     unit = df["id"].fillna(df["section"])
     summary = (df.assign(unit=unit, label=df["label"].map({0: "normal", 1: "anomaly"}).fillna("unknown"))

@@ -21,7 +21,7 @@ PROFILES = ("smoke", "default", "paper")
 
 #: The book's chapters, in the order ``asdstudy reproduce`` runs them. The scoreboard is last:
 #: it joins the claims with the result rows of every chapter before it.
-CHAPTER_ORDER = ("data", "metrics", "scoreboard")
+CHAPTER_ORDER = ("data", "metrics", "autoencoders", "scoreboard")
 #: Chapters that read the other chapters' result rows: they re-run whenever those change.
 CONSUMES_RESULTS = frozenset({"scoreboard"})
 
@@ -49,6 +49,19 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "paper": {"machines": "all", "n_audio_seconds": 4.0},
     },
     "metrics": {"smoke": {}, "default": {}, "paper": {}},
+    "autoencoders": {
+        # paper 002: AE batch 128 / 64 mels, VAE batch 512 / 128 mels, 100 epochs, Adam 1e-3;
+        # the DCASE 2020 baseline: 128 mels, batch 512, 100 epochs, 10 % validation split
+        "smoke": {"machine": "slider", "ids": "all", "epochs": 1, "batch_ae": 256, "batch_vae": 512,
+                  "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
+                  "val_fraction": 0.1, "seeds": [0, 1]},
+        "default": {"machine": "slider", "ids": "all", "epochs": 6, "batch_ae": 128, "batch_vae": 512,
+                    "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
+                    "val_fraction": 0.1, "seeds": [0, 1, 2]},
+        "paper": {"machine": "slider", "ids": ["00", "02", "04"], "epochs": 100, "batch_ae": 128,
+                  "batch_vae": 512, "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128,
+                  "lr": 1e-3, "val_fraction": 0.1, "seeds": [0, 1, 2]},
+    },
     "scoreboard": {"smoke": {}, "default": {}, "paper": {}},
 }
 

@@ -17,12 +17,13 @@ def test_generate_list_and_info(tmp_path, monkeypatch):
     monkeypatch.setenv("ASDSTUDY_DATA", str(tmp_path))
     r = CliRunner().invoke(main, ["data", "generate", "--profile", "smoke", "-m", "valve"])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "synthetic/dcase2020/dev_data/valve/train/normal_id_00_00000000.wav").exists()
-    r = CliRunner().invoke(main, ["data", "list", "--csv", str(tmp_path / "t.csv")])
+    assert (tmp_path / "synthetic/smoke-seed0/dcase2020/dev_data/valve/train/normal_id_00_00000000.wav").exists()
+    r = CliRunner().invoke(main, ["data", "list", str(tmp_path / "synthetic/smoke-seed0/dcase2020"),
+                                  "--csv", str(tmp_path / "t.csv")])
     assert r.exit_code == 0, r.output
     assert "32 clips" in r.output and "anomaly" in r.output and (tmp_path / "t.csv").exists()
     r = CliRunner().invoke(main, ["info"])
-    assert r.exit_code == 0 and "synthetic dcase2020/valve" in r.output and "torch" in r.output
+    assert r.exit_code == 0 and "synthetic smoke-seed0: dcase2020/valve" in r.output and "torch" in r.output
 
 
 def test_clear_errors_exit_2(tmp_path):

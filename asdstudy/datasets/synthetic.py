@@ -39,8 +39,9 @@ relative to the machine (``level_db`` range per kind): severity 1 is obvious to 
 severity 0 is buried under the machine and the factory noise.
 
 **Background.** Factory noise (pink noise, mains hum, distant impacts from other machines) is
-mixed at a signal-to-noise ratio drawn per clip from ``snrs_db`` (default 6, 0 and -6 dB, the
-three MIMII levels).
+mixed at a signal-to-noise ratio that belongs to the machine instance (each id stands at one
+place in the factory: ids cycle through ``snrs_db``, default 6, 0 and -6 dB, the three MIMII
+levels), jittered by +-1 dB per clip.
 
 **Variants.**
 
@@ -283,6 +284,7 @@ def instance_params(machine: str, unit: str, seed: int) -> dict:
         "noise_hi": u(3500, 6500),
         "tonal_db": u(-8, 0),
         "bearing_res": u(4800, 6500),
+        "snr_slot": int(unit) if unit.isdigit() else 0,
     }
 
 
@@ -483,10 +485,12 @@ def synthesize(spec: ClipSpec, snrs_db: tuple[float, ...] = (6.0, 0.0, -6.0)) ->
         mach = mach + 10 ** (level_db / 20) * anomaly_sound(spec.machine, kind.name, ctx)
         truth.update(anomaly_kind=kind.name, severity=severity, band_lo=kind.band[0],
                      band_hi=kind.band[1], level_db=level_db)
-    snr = float(snrs_db[rng.integers(len(snrs_db))])
+    # each machine instance stands at one place in the factory: one SNR per id (cycling through
+    # snrs_db over the ids of a type), jittered by +-1 dB from clip to clip
+    snr = float(snrs_db[inst["snr_slot"] % len(snrs_db)]) + float(rng.uniform(-1, 1))
     noise = factory_noise(rng)
     y = _unit(mach) + 10 ** (-snr / 20) * noise
-    gain_db = rng.uniform(-28, -24)
+    gain_db = rng.uniform(-27, -25)
     y = _unit(y) * 10 ** (gain_db / 20)
     peak = np.max(np.abs(y))
     if peak > 0.9:  # keep impulsive clips (valve clicks) out of clipping: like a recorder's gain
@@ -631,6 +635,12 @@ def generate(
                 if progress:
                     print(f"{variant}/{machine}: already generated with these parameters ({len(specs)} clips), skipped")
                 continue
+            same_request = {k: v for k, v in old.get("params", {}).items() if k not in ("recipe", "generator_version")} \
+                == {k: v for k, v in params.items() if k not in ("recipe", "generator_version")}
+            if same_request:  # the generator changed since: the old clips are stale, regenerate
+                force = True
+                if progress:
+                    print(f"{variant}/{machine}: generator changed since this set was written; regenerating")
             if not force:
                 raise SyntheticDataError(
                     f"{target} was generated with other parameters (seed/sizes/version differ). "
@@ -665,6 +675,12 @@ def generate(
     if partial.exists() and not any(partial.iterdir()):
         partial.rmdir()
     return out
+
+
+def synthetic_root(data_root: str | Path, profile: str, seed: int = 0) -> Path:
+    """Where a profile's synthetic sets live: ``<data_root>/synthetic/<profile>-seed<seed>``, so
+    that profiles and seeds never overwrite each other."""
+    return Path(data_root) / "synthetic" / f"{profile}-seed{seed}"
 
 
 def ground_truth(root: str | Path, variant: str = "dcase2020") -> pd.DataFrame:

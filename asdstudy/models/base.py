@@ -78,3 +78,60 @@ def evaluate_per_unit(make_detector, table: pd.DataFrame, n_boot: int = 1000, se
         rows.append(row)
         scored.append(test.assign(score=s))
     return pd.DataFrame(rows), pd.concat(scored, ignore_index=True)
+
+
+def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 1000,
+                holdout_fraction: float = 0.1, progress: bool = True) -> dict:
+    """Run several detectors per unit and seed, the way every chapter compares methods.
+
+    For each (machine, unit): a seeded ``holdout_fraction`` of the training normals is held out
+    (never trained on) so that thresholds can be chosen honestly on their scores; each method
+    is fitted on the rest, once per seed, and scores the test clips and the held-out clips.
+
+    Args:
+        makers: {method name: callable(seed) -> new Detector}.
+        table: clip table with train and labelled test clips.
+        seeds: training seeds; metrics with CIs for each, the first seed's detectors are kept.
+        n_boot: bootstrap replicates for the CIs.
+
+    Returns:
+        dict with ``metrics`` (one row per method, machine, unit, seed), ``scores`` (test clips
+        with method, seed and score columns), ``holdout`` (held-out normal clips, same columns)
+        and ``detectors`` ({(method, machine, unit): fitted detector of the first seed}).
+    """
+    from tqdm.auto import tqdm
+
+    table = table.assign(unit=unit_column(table))
+    metrics, scores, holdout, detectors = [], [], [], {}
+    groups = list(table.groupby(["machine", "unit"], sort=True))
+    total = len(groups) * len(makers) * len(seeds)
+    bar = tqdm(total=total, desc="fits", disable=not progress)
+    for (machine, unit), g in groups:
+        train = g[g["split"] == "train"]
+        test = g[(g["split"] == "test") & g["label"].notna()]
+        rng = np.random.default_rng(12345)  # the same held-out clips for every method and seed
+        n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
+        hold_idx = rng.permutation(len(train))[:n_hold]
+        held = train.iloc[hold_idx]
+        fit_on = train.drop(index=held.index)
+        for name, make in makers.items():
+            for seed in seeds:
+                det = make(seed)
+                t0 = time.perf_counter()
+                det.fit(fit_on)
+                t1 = time.perf_counter()
+                s = np.asarray(det.score(test), dtype=float)
+                row = {"method": name, "machine": machine, "unit": unit, "seed": seed}
+                row.update(score_table(test["label"].to_numpy(int), s, n_boot=n_boot, seed=seed))
+                row.update(fit_s=t1 - t0, score_s=time.perf_counter() - t1)
+                metrics.append(row)
+                scores.append(test.assign(method=name, seed=seed, score=s))
+                if len(held):
+                    holdout.append(held.assign(method=name, seed=seed, score=det.score(held)))
+                if seed == seeds[0]:
+                    detectors[(name, machine, unit)] = det
+                bar.update(1)
+    bar.close()
+    return {"metrics": pd.DataFrame(metrics), "scores": pd.concat(scores, ignore_index=True),
+            "holdout": pd.concat(holdout, ignore_index=True) if holdout else pd.DataFrame(),
+            "detectors": detectors}
