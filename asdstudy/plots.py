@@ -28,10 +28,10 @@ def clip_gallery(picks: pd.DataFrame, params: LogMelParams = LogMelParams(n_mels
     n = len(picks)
     fig, axes = plt.subplots(n, 2, figsize=(11, 1.9 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.4]})
-    specs = [logmel(load(p)[0], params) for p in picks["path"]]
+    clips = [load(p) for p in picks["path"]]
+    specs = [logmel(y, params) for y, _ in clips]
     lo, hi = np.percentile(np.concatenate([s.ravel() for s in specs]), [2, 99.8])
-    for i, (row, spec) in enumerate(zip(picks.itertuples(), specs)):
-        y, sr = load(row.path)
+    for i, (row, (y, sr), spec) in enumerate(zip(picks.itertuples(), clips, specs)):
         t = np.arange(y.size) / sr
         axes[i, 0].plot(t, y, lw=0.3, color="tab:red" if row.label == 1 else "tab:blue")
         axes[i, 0].set(xlim=(0, t[-1]), ylabel=row.example)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from . import ASDStudyError, __version__
 from .profiles import CHAPTER_ORDER, CONSUMES_RESULTS, parameters
+from .results import repo_root, results_dir
 
 TITLES = {
     "data": "The data",
@@ -40,10 +40,6 @@ class ChapterFailed(ASDStudyError):
     pass
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
 def data_root(value: str | os.PathLike | None = "") -> Path:
     """A chapter's data root: the parameter if given, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
     if value:
@@ -58,12 +54,6 @@ def executed_dir() -> Path:
 
 def runs_dir() -> Path:
     return repo_root() / "runs"
-
-
-def results_dir() -> Path:
-    from .results import results_dir as rd
-
-    return rd()
 
 
 def _sha(data: bytes) -> str:

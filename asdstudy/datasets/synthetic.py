@@ -72,7 +72,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -697,5 +697,3 @@ def ground_truth(root: str | Path, variant: str = "dcase2020") -> pd.DataFrame:
 def is_generated(root: str | Path, variant: str, machine: str) -> bool:
     return _manifest_path(Path(root), variant, machine).exists()
 
-
-SynthFn = Callable[[ClipSpec], tuple[np.ndarray, dict]]

@@ -76,10 +76,6 @@ class FeatureCache:
 
 
 def _compute_one(fn: Callable, path: str, cache: FeatureCache | None):
-    if cache is not None:
-        hit = cache.get(path)
-        if hit is not None:
-            return hit
     arr = fn(path)
     if cache is not None:
         cache.put(path, arr)

@@ -78,10 +78,8 @@ def _to_db(mel: np.ndarray, p: LogMelParams, xp=np):
         return 20.0 / p.power * xp.log10(mel + EPS)
     ref = mel.max(axis=(-2, -1), keepdims=True) if xp is np else mel.amax(dim=(-2, -1), keepdim=True)
     amin = 1e-10
-    m = mel.clip(min=amin) if xp is not np else np.maximum(mel, amin)
-    r = ref.clip(min=amin) if xp is not np else np.maximum(ref, amin)
-    db = 10.0 * xp.log10(m) - 10.0 * xp.log10(r)
-    return db.clip(min=p.clip_db) if xp is not np else np.maximum(db, p.clip_db)
+    db = 10.0 * xp.log10(mel.clip(min=amin)) - 10.0 * xp.log10(ref.clip(min=amin))
+    return db.clip(min=p.clip_db)
 
 
 def logmel(y: np.ndarray, params: LogMelParams = LogMelParams()) -> np.ndarray:

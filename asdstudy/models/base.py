@@ -55,29 +55,10 @@ def evaluate_per_unit(make_detector, table: pd.DataFrame, n_boot: int = 1000, se
         (metrics, scores): metrics has one row per (machine, unit) with AUC, both pAUCs, their
         CIs, EER, counts and fit/score seconds; scores is the test table with a ``score`` column.
     """
-    from tqdm.auto import tqdm
-
-    table = table.assign(unit=unit_column(table))
-    rows, scored = [], []
-    groups = list(table.groupby(["machine", "unit"], sort=True))
-    for (machine, unit), g in tqdm(groups, desc="units", disable=not progress):
-        train = g[g["split"] == "train"]
-        test = g[(g["split"] == "test") & g["label"].notna()]
-        if train.empty or test.empty:
-            raise ASDStudyError(f"{machine} unit {unit}: needs both train and labelled test clips "
-                                f"(found {len(train)} train, {len(test)} test).")
-        det = make_detector()
-        t0 = time.perf_counter()
-        det.fit(train)
-        t1 = time.perf_counter()
-        s = np.asarray(det.score(test), dtype=float)
-        t2 = time.perf_counter()
-        row = {"machine": machine, "unit": unit}
-        row.update(score_table(test["label"].to_numpy(int), s, n_boot=n_boot, seed=seed))
-        row.update(fit_s=t1 - t0, score_s=t2 - t1)
-        rows.append(row)
-        scored.append(test.assign(score=s))
-    return pd.DataFrame(rows), pd.concat(scored, ignore_index=True)
+    run = run_methods({"detector": lambda _seed: make_detector()}, table, seeds=(seed,), n_boot=n_boot,
+                      holdout_fraction=0.0, progress=progress)
+    return (run["metrics"].drop(columns=["method", "seed"]),
+            run["scores"].drop(columns=["method", "seed"]))
 
 
 def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 1000,
@@ -112,6 +93,9 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         rng = np.random.default_rng(12345)  # the same held-out clips for every method and seed
         n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
         hold_idx = rng.permutation(len(train))[:n_hold]
+        if train.empty or test.empty:
+            raise ASDStudyError(f"{machine} unit {unit}: needs both train and labelled test clips "
+                                f"(found {len(train)} train, {len(test)} test).")
         held = train.iloc[hold_idx]
         fit_on = train.drop(index=held.index)
         for name, make in makers.items():

@@ -44,7 +44,6 @@ class MahalanobisStats(Detector):
 
     def fit(self, table: pd.DataFrame, y=None) -> "MahalanobisStats":
         X = self._features(table)
-        self.mean_ = X.mean(axis=0)
         self.cov_ = LedoitWolf().fit(X)
         return self
 
