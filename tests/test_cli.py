@@ -1,5 +1,3 @@
-import json
-
 from click.testing import CliRunner
 
 from asdstudy.cli import main
