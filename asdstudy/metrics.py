@@ -161,6 +161,97 @@ def classification_report(y_true, y_score, threshold: float) -> pd.DataFrame:
     return df
 
 
+def report_row(y_true, y_score, threshold: float) -> dict:
+    """One flat dict of :func:`classification_report`: precision/recall/f1 per class
+    (``precision_normal``, ``recall_anomaly``, ...), accuracy, FPR and TPR at the threshold."""
+    rep = classification_report(y_true, y_score, threshold)
+    row = {f"{m}_{c}": float(rep.loc[c, m]) for c in ("normal", "anomaly") for m in ("precision", "recall", "f1")}
+    row["accuracy"] = rep.attrs["accuracy"]
+    row["fpr"] = 1.0 - row["recall_normal"]
+    row["tpr"] = row["recall_anomaly"]
+    return row
+
+
+def threshold_mean_std_tuned(y_true, y_score, normal_scores, ks=np.arange(0.0, 4.01, 0.25)) -> float:
+    """mean + k * std of ``normal_scores`` with k picked from ``ks`` to maximise the anomaly F1 on
+    (y_true, y_score): paper 001's "tested different threshold values ... best performance on
+    the test set" when (y_true, y_score) is the test set itself."""
+    s = np.asarray(normal_scores, dtype=float)
+    best, best_f1 = None, -1.0
+    for k in ks:
+        t = threshold_mean_std(s, k)
+        f1 = report_row(y_true, y_score, t)["f1_anomaly"]
+        if f1 > best_f1:
+            best, best_f1 = t, f1
+    return float(best)
+
+
+#: Paper 001's threshold rules: name -> rule(y, scores, validation-normal scores) -> threshold.
+THRESHOLD_RULES = {
+    "ROC point closest to (0, 1)": lambda y, s, n: threshold_closest_corner(y, s),
+    "TPR fixed at 0.8": lambda y, s, n: threshold_at_tpr(y, s, 0.8),
+    "mean + k std of validation normals (k tuned)": lambda y, s, n: threshold_mean_std_tuned(y, s, n),
+}
+
+#: Where a threshold is chosen, in :func:`threshold_comparison`.
+CHOSEN_ON = {
+    "leaky_all": "as the paper: all test clips",
+    "leaky_half": "leaky: evaluation half",
+    "honest": "honest: calibration half -> evaluation half",
+}
+
+
+def threshold_comparison(scores: pd.DataFrame, normals: pd.DataFrame, rules: dict | None = None,
+                         cal_fraction: float = 0.5, seed: int = 0, by: str = "unit") -> pd.DataFrame:
+    """Decisions from threshold rules chosen leakily (on the clips reported) and honestly.
+
+    Each unit's labelled test clips are split, stratified by label with a seeded draw, into a
+    calibration part (``cal_fraction``) and an evaluation part. Per unit and rule a threshold
+    is chosen three ways (:data:`CHOSEN_ON`): on all test clips and applied to them (what paper
+    001 appears to have done), on the evaluation part itself, and on the calibration part only
+    (honest). Decisions are pooled over units, then summarised per class.
+
+    Args:
+        scores: test clips with columns ``by``, ``label`` (0/1) and ``score``.
+        normals: held-out training normals (never trained on) with ``by`` and ``score``: the
+            "validation normals" of the mean + k std rule.
+        rules: name -> rule(y, s, normal_scores) -> threshold; :data:`THRESHOLD_RULES` if None.
+
+    Returns:
+        One row per (rule, chosen_on) with :func:`report_row`'s columns, ``n`` (clips reported)
+        and ``threshold`` (mean over units).
+    """
+    rules = THRESHOLD_RULES if rules is None else rules
+    for col in (by, "label", "score"):
+        if col not in scores:
+            raise MetricError(f"threshold_comparison: the scores frame has no {col!r} column.")
+    rng = np.random.default_rng(seed)
+    preds = {(r, c): ([], [], []) for r in rules for c in CHOSEN_ON}  # labels, decisions, thresholds
+    for unit, g in scores.groupby(by, sort=True):
+        y, s = g["label"].to_numpy(int), g["score"].to_numpy(float)
+        nrm = normals.loc[normals[by] == unit, "score"].to_numpy(float)
+        cal = np.zeros(len(y), bool)
+        for cls in (0, 1):
+            idx = np.flatnonzero(y == cls)
+            if idx.size < 2:
+                raise MetricError(f"unit {unit}: need at least two clips of class {cls} to split into "
+                                  "calibration and evaluation parts.")
+            cal[rng.choice(idx, max(1, int(round(cal_fraction * idx.size))), replace=False)] = True
+        ev = ~cal
+        for r, rule in rules.items():
+            for c, (fit_mask, eval_mask) in {"leaky_all": (slice(None), slice(None)),
+                                             "leaky_half": (ev, ev), "honest": (cal, ev)}.items():
+                t = rule(y[fit_mask], s[fit_mask], nrm)
+                ys, ds, ts = preds[(r, c)]
+                ys.append(y[eval_mask]); ds.append(s[eval_mask] >= t); ts.append(t)
+    rows = []
+    for (r, c), (ys, ds, ts) in preds.items():
+        yy, dd = np.concatenate(ys), np.concatenate(ds).astype(float)
+        rows.append({"rule": r, "chosen_on": CHOSEN_ON[c], **report_row(yy, dd, 0.5), "n": yy.size,
+                     "threshold": float(np.mean(ts))})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------ bootstrap
 
 def _auc_rows(y: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -181,6 +272,66 @@ class Interval:
         return iter((self.value, self.low, self.high))
 
 
+def _pauc_area_rows(y: np.ndarray, S: np.ndarray, max_fpr: float) -> np.ndarray:
+    """Raw partial ROC area up to ``max_fpr`` of each row of S, vectorised.
+
+    Without ties between a normal and an anomalous score, the ROC is a staircase: the k-th
+    normal (by descending score) moves FPR to k/N at the TPR of the anomalies ranked above it.
+    Rows with such ties are computed by the exact (sklearn) routine instead.
+    """
+    order = np.argsort(-S, axis=1, kind="stable")
+    ys = np.take_along_axis(y, order, axis=1)
+    ss = np.take_along_axis(S, order, axis=1)
+    n_pos = ys.sum(axis=1)
+    n_neg = ys.shape[1] - n_pos
+    tpr_at_neg = np.cumsum(ys, axis=1) / n_pos[:, None]  # TPR when reaching each position
+    out = np.empty(S.shape[0])
+    for r in range(S.shape[0]):  # cheap per-row bookkeeping; the sorting above is vectorised
+        neg_tpr = tpr_at_neg[r][ys[r] == 0]
+        N = n_neg[r]
+        m = int(np.floor(max_fpr * N + 1e-12))
+        area = neg_tpr[:m].sum() / N
+        if m < N:
+            area += (max_fpr - m / N) * neg_tpr[m]
+        out[r] = area
+    ties = (ss[:, 1:] == ss[:, :-1]) & (ys[:, 1:] != ys[:, :-1])
+    for r in np.flatnonzero(ties.any(axis=1)):
+        out[r] = _partial_area(y[r], S[r], max_fpr)
+    return out
+
+
+def _metric_rows(metric: str, y: np.ndarray, S: np.ndarray) -> np.ndarray:
+    if metric == "auc":
+        return _auc_rows(y, S)
+    a = _pauc_area_rows(y, S, MAX_FPR)
+    if metric == "pauc_raw":
+        return a / MAX_FPR
+    lo, hi = MAX_FPR**2 / 2, MAX_FPR
+    return 0.5 * (1 + (a - lo) / (hi - lo))
+
+
+def bootstrap_values(y_true, y_score, metric: str = "auc", n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """The metric on ``n_boot`` stratified resamples (normals and anomalies drawn separately,
+    so every replicate has both classes). ``metric``: auc, pauc_mcclish, pauc_raw or a
+    callable(y, s) -> float."""
+    y, s = _check(y_true, y_score)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    idx = np.concatenate([rng.choice(pos, (n_boot, pos.size)), rng.choice(neg, (n_boot, neg.size))], axis=1)
+    if metric in ("auc", "pauc_mcclish", "pauc_raw"):
+        return _metric_rows(metric, y[idx], s[idx])
+    if not callable(metric):
+        raise MetricError(f"unknown metric {metric!r}; use auc, pauc_mcclish, pauc_raw or a callable.")
+    return np.array([metric(y[i], s[i]) for i in idx])
+
+
+def _metric_fn(metric):
+    fn = {"auc": auc, "pauc_mcclish": pauc_mcclish, "pauc_raw": pauc_raw}.get(metric, metric)
+    if not callable(fn):
+        raise MetricError(f"unknown metric {metric!r}; use auc, pauc_mcclish, pauc_raw or a callable.")
+    return fn
+
+
 def bootstrap_ci(y_true, y_score, metric: str = "auc", n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> Interval:
     """Percentile bootstrap confidence interval, resampling normals and anomalies separately
@@ -195,19 +346,31 @@ def bootstrap_ci(y_true, y_score, metric: str = "auc", n_boot: int = 1000, level
     Returns:
         Interval(value, low, high) with value the metric on the full data.
     """
-    y, s = _check(y_true, y_score)
-    fn = {"auc": auc, "pauc_mcclish": pauc_mcclish, "pauc_raw": pauc_raw}.get(metric, metric)
-    if not callable(fn):
-        raise MetricError(f"unknown metric {metric!r}; use auc, pauc_mcclish, pauc_raw or a callable.")
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    idx = np.concatenate([rng.choice(pos, (n_boot, pos.size)), rng.choice(neg, (n_boot, neg.size))], axis=1)
-    if metric == "auc":
-        vals = _auc_rows(y[idx], s[idx])
-    else:
-        vals = np.array([fn(y[i], s[i]) for i in idx])
+    fn = _metric_fn(metric)
+    vals = bootstrap_values(y_true, y_score, metric, n_boot, seed)
     a = (1 - level) / 2
-    return Interval(float(fn(y, s)), float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a)))
+    return Interval(float(fn(y_true, y_score)), float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a)))
+
+
+def bootstrap_mean_ci(units: list[tuple], metric: str = "auc", weights=None, n_boot: int = 1000,
+                      level: float = 0.95, seed: int = 0) -> Interval:
+    """CI of a (weighted) mean of a metric over units, e.g. the mean AUC over a machine type's
+    ids or paper 003's test-size-weighted mean over machine types: each unit's clips are
+    resampled independently and the replicates averaged.
+
+    Args:
+        units: [(y_true, y_score), ...] one pair per unit.
+        weights: one weight per unit (None: the arithmetic mean).
+    """
+    fn = _metric_fn(metric)
+    w = np.ones(len(units)) if weights is None else np.asarray(weights, dtype=float)
+    if len(w) != len(units) or not len(units):
+        raise MetricError(f"bootstrap_mean_ci needs one weight per unit ({len(units)} units, {len(w)} weights).")
+    vals = np.array([bootstrap_values(y, s, metric, n_boot, seed + i) for i, (y, s) in enumerate(units)])
+    point = np.array([fn(y, s) for y, s in units])
+    reps = np.average(vals, axis=0, weights=w)
+    a = (1 - level) / 2
+    return Interval(float(np.average(point, weights=w)), float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)))
 
 
 def score_table(y_true, y_score, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -60,6 +60,8 @@ class History:
     stopped_early: bool = False
     seconds: float = 0.0
     device: str = "cpu"
+    #: adversarial training: each part's (e.g. "discriminator", "generator") mean loss per epoch
+    parts: dict[str, list[float]] = field(default_factory=dict)
 
 
 def fit(
@@ -78,13 +80,16 @@ def fit(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     desc: str = "train",
+    parts: dict[str, Callable] | None = None,
 ) -> History:
     """Train ``model`` on the rows of ``X`` with Adam.
 
     Args:
         model: a torch ``nn.Module`` (moved to the device).
         loss_fn: ``loss_fn(model, batch) -> scalar tensor``.
-        X: tensor or array, shape (n_examples, ...): the training examples.
+        X: the training examples: a tensor or array of shape (n_examples, ...), or any object
+            with ``len()`` whose ``X[LongTensor]`` returns a batch tensor (such as
+            :class:`asdstudy.models.sequence.WindowSet`, which gathers windows on demand).
         epochs, batch_size, lr, betas, weight_decay: the optimiser's settings.
         val_fraction: hold out this fraction of X (a seeded random subset) for validation.
         patience: stop after this many epochs without a better validation loss and restore the
@@ -93,6 +98,12 @@ def fit(
         device: "cpu", "cuda" or None (auto).
         progress: show a tqdm bar over epochs.
         checkpoint: save the model's state_dict here after every epoch (and the best one).
+        parts: adversarial (multi-optimiser) training: ``{part: params_fn}`` with
+            ``params_fn(model)`` giving that part's parameters, e.g.
+            ``{"discriminator": lambda m: m.discriminator.parameters(), "generator": ...}``.
+            Each batch then takes one Adam step per part, in the given order, on
+            ``loss_fn(model, batch, part)`` (so the generator's loss sees the discriminator just
+            updated). ``History.parts`` keeps each part's loss curve; ``History.train`` their sum.
 
     Returns:
         :class:`History` of the losses.
@@ -105,39 +116,52 @@ def fit(
     if patience is not None and val_fraction <= 0:
         raise ASDStudyError("early stopping (patience) needs a validation split: set val_fraction > 0.")
     dev = pick_device(device)
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
-    if X.shape[0] < 2:
-        raise ASDStudyError(f"need at least two training examples, got {X.shape[0]}.")
+    if not hasattr(X, "__getitem__") or isinstance(X, np.ndarray) or not hasattr(X, "__len__"):
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    elif isinstance(X, torch.Tensor):
+        X = X.float()
+    if len(X) < 2:
+        raise ASDStudyError(f"need at least two training examples, got {len(X)}.")
     gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(X.shape[0], generator=gen)
-    n_val = int(round(val_fraction * X.shape[0]))
-    Xval, Xtr = X[perm[:n_val]], X[perm[n_val:]]
+    perm = torch.randperm(len(X), generator=gen)
+    n_val = int(round(val_fraction * len(X)))
+    val_idx, tr_idx = perm[:n_val], perm[n_val:]
     model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
+    if parts:
+        opts = {name: torch.optim.Adam(params_fn(model), lr=lr, betas=betas, weight_decay=weight_decay)
+                for name, params_fn in parts.items()}
+        steps = [(name, opt, lambda m, xb, name=name: loss_fn(m, xb, name)) for name, opt in opts.items()]
+    else:
+        steps = [("loss", torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay),
+                  loss_fn)]
     hist = History(device=dev)
     best, best_state, waited = float("inf"), None, 0
     t0 = time.time()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         model.train()
-        order = torch.randperm(Xtr.shape[0], generator=gen)
-        total, n = 0.0, 0
-        for i in range(0, Xtr.shape[0], batch_size):
-            xb = Xtr[order[i:i + batch_size]].to(dev)
+        order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
+        totals, n = dict.fromkeys((name for name, _, _ in steps), 0.0), 0
+        for i in range(0, len(order), batch_size):
+            xb = X[order[i:i + batch_size]].to(dev)
             if xb.shape[0] < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
                 continue  # batch norm cannot train on a single example
-            opt.zero_grad()
-            loss = loss_fn(model, xb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * xb.shape[0]
+            for name, opt, step_loss in steps:
+                opt.zero_grad()
+                loss = step_loss(model, xb)
+                loss.backward()
+                opt.step()
+                totals[name] += float(loss.detach()) * xb.shape[0]
             n += xb.shape[0]
-        hist.train.append(total / max(n, 1))
+        if parts:
+            for name in totals:
+                hist.parts.setdefault(name, []).append(totals[name] / max(n, 1))
+        hist.train.append(sum(totals.values()) / max(n, 1))
         if n_val:
             model.eval()
             with torch.no_grad():
-                vl = [float(loss_fn(model, Xval[i:i + 4096].to(dev))) * min(4096, n_val - i)
-                      for i in range(0, n_val, 4096)]
+                vl = [sum(float(step_loss(model, X[val_idx[i:i + 4096]].to(dev))) for _, _, step_loss in steps)
+                      * min(4096, n_val - i) for i in range(0, n_val, 4096)]
             hist.val.append(sum(vl) / n_val)
             if hist.val[-1] < best:
                 best, best_state, waited, hist.best_epoch = hist.val[-1], copy.deepcopy(model.state_dict()), 0, epoch

@@ -102,3 +102,41 @@ def test_score_table_keys():
     for k in ("auc", "auc_low", "auc_high", "pauc_mcclish", "pauc_raw", "eer", "n_normal", "n_anomaly"):
         assert k in t
     assert t["auc"] == 1.0 and t["n_normal"] == 3
+
+
+def test_vectorised_bootstrap_pauc_equals_the_exact_routine():
+    from asdstudy.metrics import _pauc_area_rows, bootstrap_values
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        n = int(rng.integers(6, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.round(rng.normal(size=n) + y, int(rng.integers(0, 3)))  # rounding makes ties
+        S = np.stack([s, rng.permutation(s)])
+        Y = np.stack([y, y])
+        for r in range(2):
+            exact = M.pauc_raw(Y[r], S[r]) * M.MAX_FPR
+            assert np.isclose(_pauc_area_rows(Y[r:r + 1], S[r:r + 1], M.MAX_FPR)[0], exact)
+    y = rng.integers(0, 2, 60); y[:2] = [0, 1]
+    s = rng.normal(size=60) + y
+    vals = bootstrap_values(y, s, "pauc_mcclish", n_boot=50, seed=1)
+    slow = bootstrap_values(y, s, lambda a, b: M.pauc_mcclish(a, b), n_boot=50, seed=1)
+    np.testing.assert_allclose(vals, slow)
+
+
+def test_bootstrap_mean_ci_of_units():
+    rng = np.random.default_rng(0)
+    units = []
+    for shift in (0.5, 1.0, 2.0):
+        y = np.r_[np.zeros(40), np.ones(40)].astype(int)
+        units.append((y, rng.normal(size=80) + shift * y))
+    per_unit = [M.auc(y, s) for y, s in units]
+    ci = M.bootstrap_mean_ci(units, "auc", n_boot=300)
+    assert np.isclose(ci.value, np.mean(per_unit)) and ci.low < ci.value < ci.high
+    w = M.bootstrap_mean_ci(units, "auc", weights=[1, 0, 0], n_boot=300)
+    assert np.isclose(w.value, per_unit[0])
+    # averaging three independent units narrows the interval compared with one unit alone
+    one = M.bootstrap_ci(*units[0], "auc", n_boot=300)
+    assert (ci.high - ci.low) < (one.high - one.low)
+    with pytest.raises(M.MetricError, match="one weight per unit"):
+        M.bootstrap_mean_ci(units, weights=[1, 2])
