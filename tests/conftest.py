@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,57 @@ def tiny_synth(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate(root, sizes=TINY, machines=["slider", "valve"], progress=False)
     return root
+
+
+class Server:
+    """Serves bytes by path; can cut the first response short to simulate an interruption."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.cut_after: int | None = None
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                data = outer.files.get(self.path)
+                outer.requests.append({"path": self.path, "range": self.headers.get("Range")})
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if outer.cut_after is not None:
+                    self.wfile.write(body[: outer.cut_after])
+                    self.wfile.flush()
+                    outer.cut_after = None
+                    self.connection.shutdown(2)  # drop the connection mid-body
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()

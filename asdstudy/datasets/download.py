@@ -165,6 +165,27 @@ class ResumableDownloader:
         part.unlink()
 
 
+def fetch_file(url: str, folder: str | Path, filename: str, md5: str, progress: bool = True) -> Path:
+    """Download one file into ``folder`` (resuming a partial download) and verify its MD5.
+
+    Raises:
+        DownloadError: checksum mismatch (the bad file is deleted) or network failure (what
+            arrived is kept for resuming).
+    """
+    import pooch
+
+    folder = Path(folder)
+    try:
+        return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=filename, path=folder,
+                                   downloader=ResumableDownloader(folder / "partial", progress), progressbar=False))
+    except ValueError as exc:  # pooch: hash mismatch (the file is removed)
+        raise DownloadError(f"{filename}: checksum mismatch ({exc}). The download was "
+                            "deleted; run the command again to fetch it anew.") from exc
+    except Exception as exc:
+        raise DownloadError(f"{filename}: download from {url} failed ({exc}). What "
+                            "arrived is kept; run the same command again to resume.") from exc
+
+
 def _marker(dest: Path, archive: Archive) -> Path:
     return dest / ".asdstudy" / f"{archive.filename}.json"
 
@@ -180,8 +201,6 @@ def fetch(archive: Archive, dest: str | Path, md5: str | None = None, progress: 
         DownloadError: network failure (the partial download is kept for resuming), checksum
             mismatch (the bad file is deleted), or a corrupt archive.
     """
-    import pooch
-
     dest = Path(dest)
     marker = _marker(dest, archive)
     if marker.exists():
@@ -194,17 +213,7 @@ def fetch(archive: Archive, dest: str | Path, md5: str | None = None, progress: 
         if checksum is None:
             raise DownloadError(f"{archive.filename}: no checksum in Zenodo record {archive.record}'s "
                                 "metadata; pass --md5 to verify it yourself.")
-    downloads = dest / ".downloads"
-    try:
-        zpath = pooch.retrieve(archive.url, known_hash=f"md5:{checksum}", fname=archive.filename,
-                               path=downloads, downloader=ResumableDownloader(downloads / "partial", progress),
-                               progressbar=False)
-    except ValueError as exc:  # pooch: hash mismatch (the file is removed)
-        raise DownloadError(f"{archive.filename}: checksum mismatch ({exc}). The download was "
-                            "deleted; run the command again to fetch it anew.") from exc
-    except Exception as exc:
-        raise DownloadError(f"{archive.filename}: download from {archive.url} failed ({exc}). What "
-                            "arrived is kept; run the same command again to resume.") from exc
+    zpath = fetch_file(archive.url, dest / ".downloads", archive.filename, checksum, progress)
     tmp = dest / ".unpack" / archive.filename
     if tmp.exists():
         shutil.rmtree(tmp)
