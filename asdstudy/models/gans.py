@@ -1,0 +1,474 @@
+"""Fully connected GAN detectors of paper 003: EGBAD, GANomaly and Skip-GANomaly.
+
+Paper 003 rebuilds three image anomaly detectors from fully connected blocks shaped like the
+DCASE 2020 baseline autoencoder: hidden layers of 128 units, each Linear -> batch norm -> ReLU
+(-> dropout), 3 or 4 hidden layers, a latent code of 8 (grid: 8, 16, 100), Glorot-uniform or
+normal(0, 0.02) initialisation, Adam with lr 2e-4 and beta1 0.5. Inputs are 5 stacked frames of
+a 128-band log-mel spectrogram in dB clipped at -80 dB (640 values).
+
+Modules (pure ``nn.Module``; the losses are the functions below, apart from the modules):
+
+* :class:`EGBAD` (Zenati et al. 2018, a BiGAN): generator G: z -> x, encoder E: x -> z and a
+  discriminator D on (x, z) pairs. Score: 0.9 * |x - G(E(x))|_1 + 0.1 * |f_D(x, E(x)) -
+  f_D(G(E(x)), E(x))|_1 (reconstruction plus discriminator feature matching).
+* :class:`GANomaly` (Akcay et al. 2018): generator = encoder G_E -> decoder G_D -> encoder E, so
+  x -> z -> x' -> z'; discriminator D on x. Generator loss = w_adv * L_adv + w_con * |x - x'|_1
+  + w_enc * |z - z'|_2^2 (paper 003, Eqs. 4-7). Score: |z - z'|_2^2, the latent distance.
+* :class:`SkipGANomaly` (Akcay et al. 2019): an encoder-decoder whose decoder layers also receive
+  the matching encoder layer (skip concatenations); D is a classifier and feature extractor.
+  Generator loss = w_adv * L_adv + w_con * |x - x'|_1 + w_enc * |f_D(x) - f_D(x')|_2^2. Score:
+  0.9 * |x - x'|_1 + 0.1 * |f_D(x) - f_D(x')|_2^2.
+
+Each model exposes ``discriminator_parameters()`` and ``generator_parameters()``; training uses
+the study's one loop with two optimisers (:func:`asdstudy.training.fit` with ``parts``): for
+every batch one discriminator step, then one generator step.
+
+Detector: :class:`GANDetector` fits one model per unit of the protocol (paper 003: per machine
+type) and scores a clip by the mean of its frame vectors' scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ASDStudyError
+from ..features import LogMelParams, clip_logmels, stack_frames
+from ..training import History, fit, pick_device, seed_everything
+from .base import Detector
+
+KINDS = ("egbad", "ganomaly", "skip")
+NAMES = {"egbad": "EGBAD", "ganomaly": "GANomaly", "skip": "Skip-GANomaly"}
+PARTS = ("discriminator", "generator")
+
+
+def block(i: int, o: int, dropout: float = 0.0) -> list[nn.Module]:
+    """The paper's building block: Linear -> BatchNorm1d -> ReLU (-> Dropout)."""
+    layers = [nn.Linear(i, o), nn.BatchNorm1d(o), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class FCEncoder(nn.Module):
+    """(B, input_dim) -> (B, latent): n_hidden blocks of ``hidden`` units, then a linear code."""
+
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        layers, d = [], input_dim
+        for _ in range(n_hidden):
+            layers += block(d, hidden, dropout)
+            d = hidden
+        self.body = nn.Sequential(*layers)
+        self.code = nn.Linear(hidden, latent)
+
+    def forward(self, x):
+        return self.code(self.body(x))
+
+
+class FCDecoder(nn.Module):
+    """(B, latent) -> (B, output_dim): n_hidden blocks, then a linear output (no activation)."""
+
+    def __init__(self, latent: int = 8, hidden: int = 128, n_hidden: int = 3, output_dim: int = 640,
+                 dropout: float = 0.0):
+        super().__init__()
+        layers, d = [], latent
+        for _ in range(n_hidden):
+            layers += block(d, hidden, dropout)
+            d = hidden
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(hidden, output_dim)
+
+    def forward(self, z):
+        return self.out(self.body(z))
+
+
+class FCDiscriminator(nn.Module):
+    """(B, input_dim) -> (logit (B,), features (B, hidden)): a classifier and feature extractor."""
+
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, dropout: float = 0.0):
+        super().__init__()
+        layers, d = [], input_dim
+        for _ in range(n_hidden):
+            layers += block(d, hidden, dropout)
+            d = hidden
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.head(f).squeeze(1), f
+
+
+class _GAN(nn.Module):
+    discriminator: nn.Module
+
+    def discriminator_parameters(self):
+        return self.discriminator.parameters()
+
+    def generator_parameters(self):
+        return (p for name, p in self.named_parameters() if not name.startswith("discriminator."))
+
+
+class EGBAD(_GAN):
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.latent = latent
+        self.generator = FCDecoder(latent, hidden, n_hidden, input_dim, dropout)
+        self.encoder = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)
+        self.discriminator = FCDiscriminator(input_dim + latent, hidden, n_hidden, dropout)
+
+    def d(self, x, z):
+        return self.discriminator(torch.cat([x, z], dim=1))
+
+    def forward(self, x):
+        """Reconstruction G(E(x)) and the code E(x)."""
+        z = self.encoder(x)
+        return self.generator(z), z
+
+
+class GANomaly(_GAN):
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.encoder1 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)  # G_E
+        self.decoder = FCDecoder(latent, hidden, n_hidden, input_dim, dropout)  # G_D
+        self.encoder2 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)  # E
+        self.discriminator = FCDiscriminator(input_dim, hidden, n_hidden, dropout)
+
+    def forward(self, x):
+        """(x', z, z'): reconstruction, code of x, code of the reconstruction."""
+        z = self.encoder1(x)
+        x_hat = self.decoder(z)
+        return x_hat, z, self.encoder2(x_hat)
+
+
+class SkipGenerator(nn.Module):
+    """Encoder-decoder with skip concatenations: decoder layer k also reads encoder layer n-k."""
+
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.down = nn.ModuleList()
+        d = input_dim
+        for _ in range(n_hidden):
+            self.down.append(nn.Sequential(*block(d, hidden, dropout)))
+            d = hidden
+        self.code = nn.Linear(hidden, latent)
+        self.up = nn.ModuleList([nn.Sequential(*block(latent, hidden, dropout))])
+        for _ in range(n_hidden - 1):
+            self.up.append(nn.Sequential(*block(2 * hidden, hidden, dropout)))
+        self.out = nn.Linear(2 * hidden, input_dim)
+
+    def forward(self, x):
+        skips, h = [], x
+        for layer in self.down:
+            h = layer(h)
+            skips.append(h)
+        h = self.up[0](self.code(h))
+        for layer, skip in zip(self.up[1:], reversed(skips[1:])):
+            h = layer(torch.cat([h, skip], dim=1))
+        return self.out(torch.cat([h, skips[0]], dim=1))
+
+
+class SkipGANomaly(_GAN):
+    def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.generator = SkipGenerator(input_dim, hidden, n_hidden, latent, dropout)
+        self.discriminator = FCDiscriminator(input_dim, hidden, n_hidden, dropout)
+
+    def forward(self, x):
+        return self.generator(x)
+
+
+MODELS = {"egbad": EGBAD, "ganomaly": GANomaly, "skip": SkipGANomaly}
+
+
+def init_weights(model: nn.Module, scheme: str = "glorot_uniform") -> nn.Module:
+    """Initialise every Linear layer: ``glorot_uniform`` (Keras' default) or ``normal`` (N(0, 0.02),
+    the DCGAN convention); biases zero. Batch-norm layers keep weight 1, bias 0."""
+    if scheme not in ("glorot_uniform", "normal"):
+        raise ASDStudyError(f"unknown weight initialisation {scheme!r}; use glorot_uniform or normal.")
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            if scheme == "glorot_uniform":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+# ---------------------------------------------------------------------------------- losses
+
+def _bce(logits, real: bool):
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if real else 0.0))
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Generator loss weights (paper 003, Eq. 4; its Tables 4-5 call the last one lambda_lat)."""
+
+    adv: float = 1.0
+    con: float = 50.0
+    enc: float = 1.0
+
+
+def gan_loss(model: _GAN, x, part: str, w: LossWeights = LossWeights()):
+    """The loss of one training part ("discriminator" or "generator") of any of the three models."""
+    if part not in PARTS:
+        raise ASDStudyError(f"unknown training part {part!r}; use one of {PARTS}.")
+    if isinstance(model, EGBAD):
+        z_prior = torch.randn(x.shape[0], model.latent, device=x.device)
+        if part == "discriminator":
+            real, _ = model.d(x, model.encoder(x).detach())
+            fake, _ = model.d(model.generator(z_prior).detach(), z_prior)
+            return _bce(real, True) + _bce(fake, False)
+        real, _ = model.d(x, model.encoder(x))
+        fake, _ = model.d(model.generator(z_prior), z_prior)
+        return _bce(real, False) + _bce(fake, True)  # E and G fool D both ways
+    if isinstance(model, GANomaly):
+        x_hat, z, z_hat = model(x)
+        if part == "discriminator":
+            real, _ = model.discriminator(x)
+            fake, _ = model.discriminator(x_hat.detach())
+            return _bce(real, True) + _bce(fake, False)
+        fake, _ = model.discriminator(x_hat)
+        return (w.adv * _bce(fake, True) + w.con * (x - x_hat).abs().mean()
+                + w.enc * ((z - z_hat) ** 2).mean())
+    if isinstance(model, SkipGANomaly):
+        x_hat = model(x)
+        if part == "discriminator":
+            real, _ = model.discriminator(x)
+            fake, _ = model.discriminator(x_hat.detach())
+            return _bce(real, True) + _bce(fake, False)
+        fake, f_fake = model.discriminator(x_hat)
+        _, f_real = model.discriminator(x)
+        return (w.adv * _bce(fake, True) + w.con * (x - x_hat).abs().mean()
+                + w.enc * ((f_real - f_fake) ** 2).mean())
+    raise ASDStudyError(f"gan_loss does not know {type(model).__name__}.")
+
+
+@torch.no_grad()
+def anomaly_scores(model: _GAN, x, alpha: float = 0.9) -> torch.Tensor:
+    """Per-example anomaly score, (B,), of each model's own scoring rule (module docstring)."""
+    model.eval()
+    if isinstance(model, EGBAD):
+        x_hat, z = model(x)
+        _, f_real = model.d(x, z)
+        _, f_fake = model.d(x_hat, z)
+        return alpha * (x - x_hat).abs().mean(1) + (1 - alpha) * (f_real - f_fake).abs().mean(1)
+    if isinstance(model, GANomaly):
+        _, z, z_hat = model(x)
+        return ((z - z_hat) ** 2).mean(1)
+    if isinstance(model, SkipGANomaly):
+        x_hat = model(x)
+        _, f_real = model.discriminator(x)
+        _, f_fake = model.discriminator(x_hat)
+        return alpha * (x - x_hat).abs().mean(1) + (1 - alpha) * ((f_real - f_fake) ** 2).mean(1)
+    raise ASDStudyError(f"anomaly_scores does not know {type(model).__name__}.")
+
+
+# -------------------------------------------------------------------------------- detector
+
+@dataclass
+class GANConfig:
+    """One GAN detector's settings (defaults: paper 003's common grid values)."""
+
+    kind: str = "ganomaly"
+    n_hidden: int = 3
+    latent: int = 8
+    dropout: float = 0.0
+    init: str = "glorot_uniform"
+    lr: float = 2e-4
+    beta1: float = 0.5  # the paper's "exponential decay rate"
+    epochs: int = 10
+    batch_size: int = 16
+    w_adv: float = 1.0
+    w_con: float = 50.0
+    w_enc: float = 1.0
+    n_mels: int = 128
+    n_frames: int = 5
+    clip_db: float = -80.0
+    train_stride: int = 1  # train on every n-th frame vector (1 = all)
+    seed: int = 0
+    jobs: int = 1
+    device: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ASDStudyError(f"GANConfig.kind must be one of {KINDS}, got {self.kind!r}.")
+        for name in ("n_hidden", "latent", "epochs", "batch_size", "train_stride"):
+            if int(getattr(self, name)) < 1:
+                raise ASDStudyError(f"GANConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ASDStudyError(f"GANConfig.dropout must be in [0, 1), got {self.dropout!r}.")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def build(config: GANConfig) -> _GAN:
+    """The configured, initialised module (seeded by ``config.seed``)."""
+    torch.manual_seed(config.seed)
+    model = MODELS[config.kind](config.n_mels * config.n_frames, 128, config.n_hidden, config.latent, config.dropout)
+    return init_weights(model, config.init)
+
+
+class GANDetector(Detector):
+    """Paper 003's EGBAD, GANomaly or Skip-GANomaly under the one protocol.
+
+    Attributes (after fit): ``model_``; ``history_`` whose ``parts`` hold the discriminator's and
+    the generator's loss per epoch.
+    """
+
+    def __init__(self, config: GANConfig):
+        self.config = config
+        self.name = NAMES[config.kind]
+
+    def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        specs = clip_logmels(table["path"].tolist(), LogMelParams(n_mels=c.n_mels, clip_db=c.clip_db),
+                             n_jobs=c.jobs, progress=False)
+        stacks = [stack_frames(s, c.n_frames) for s in specs]
+        owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(stacks)])
+        return np.concatenate(stacks).astype(np.float32), owner
+
+    def fit(self, table: pd.DataFrame, y=None) -> "GANDetector":
+        c = self.config
+        seed_everything(c.seed)
+        X, _ = self._frames(table)
+        X = X[:: c.train_stride]
+        # inputs in dB (-80..0): scaled to [-1, 1] with fixed constants, so no statistics leak
+        self.model_ = build(c)
+        w = LossWeights(c.w_adv, c.w_con, c.w_enc)
+        self.history_: History = fit(
+            self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), self._scale(X), epochs=c.epochs,
+            batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
+            progress=False, desc=self.name,
+            parts={"discriminator": lambda m: m.discriminator_parameters(),
+                   "generator": lambda m: m.generator_parameters()})
+        return self
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        lo = self.config.clip_db
+        return (X - lo / 2) / (-lo / 2)  # [clip_db, 0] -> [-1, 1]
+
+    @torch.no_grad()
+    def frame_scores(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Per frame vector: the owning clip's row index and its anomaly score."""
+        self._check_fitted("model_")
+        X, owner = self._frames(table)
+        X = torch.from_numpy(self._scale(X))
+        dev = pick_device(self.config.device)
+        self.model_.to(dev)
+        s = torch.cat([anomaly_scores(self.model_, X[i:i + 8192].to(dev)).cpu() for i in range(0, len(X), 8192)])
+        return pd.DataFrame({"clip": owner, "score": s.numpy()})
+
+    def score(self, table: pd.DataFrame) -> np.ndarray:
+        fs = self.frame_scores(table)
+        return fs.groupby("clip")["score"].mean().reindex(range(len(table))).to_numpy()
+
+
+# ------------------------------------------------------------------------- the paper's search
+
+#: Paper 003, Table 3: the grid search space (41,472 points per model and machine type).
+PAPER_GRID = {
+    "epochs": [10, 20, 30, 90],
+    "lr": [2e-4, 1e-3, 5e-3],
+    "latent": [8, 16, 100],
+    "dropout": [0.0, 0.25, 0.5],
+    "init": ["glorot_uniform", "normal"],
+    "beta1": [0.3, 0.5],
+    "n_hidden": [3, 4],
+    "w_adv": [1, 50],
+    "w_con": [1, 50],
+    "w_enc": [1, 50],
+    "batch_size": [8, 16, 32, 128, 512, 1024],
+}
+
+#: The values the paper found common to all models (Section 5.3): lr 2e-4, latent 8, Glorot
+#: uniform, no dropout, decay rate (beta1) 0.5.
+PAPER_COMMON = {"lr": 2e-4, "latent": 8, "init": "glorot_uniform", "dropout": 0.0, "beta1": 0.5}
+
+
+def _row(epochs, n_hidden, w_adv, w_con, w_enc, batch_size):
+    return {"epochs": epochs, "n_hidden": n_hidden, "w_adv": w_adv, "w_con": w_con, "w_enc": w_enc,
+            "batch_size": batch_size}
+
+
+#: Paper 003, Tables 4 (GANomaly) and 5 (Skip-GANomaly): the best setting per machine type
+#: (columns Epochs, HL, lambda_adv, lambda_con, lambda_lat, Batch). EGBAD was not grid-searched.
+PAPER_SETTINGS = {
+    "ganomaly": {
+        "fan": _row(10, 3, 1, 50, 1, 16),
+        "pump": _row(10, 3, 50, 1, 50, 1024),
+        "slider": _row(10, 3, 1, 50, 1, 16),
+        "ToyCar": _row(90, 4, 1, 50, 1, 512),
+        "ToyConveyor": _row(30, 4, 1, 50, 1, 512),
+        "valve": _row(10, 3, 1, 50, 1, 16),
+    },
+    "skip": {
+        "fan": _row(10, 3, 1, 50, 1, 16),
+        "pump": _row(10, 3, 50, 1, 50, 1024),
+        "slider": _row(10, 3, 50, 50, 50, 512),
+        "ToyCar": _row(20, 3, 1, 1, 50, 128),
+        "ToyConveyor": _row(30, 4, 1, 50, 1, 512),
+        "valve": _row(30, 4, 1, 50, 1, 512),
+    },
+}
+
+
+# ------------------------------------------------------------------------ one point of a sweep
+
+#: The point keys that are GANConfig fields (the rest describe the data and the run).
+CONFIG_KEYS = tuple(f for f in GANConfig.__dataclass_fields__ if f not in ("kind", "jobs", "device"))
+
+
+def sweep_point(point: dict) -> list[dict]:
+    """Fit one detector on one machine type's training clips and score its test clips.
+
+    The unit of work of paper 003's grid search (:class:`asdstudy.sweep.Sweep`): a plain dict
+    with ``kind`` (egbad, ganomaly, skip, or baseline for the DCASE 2020 baseline AE),
+    ``machine``, ``root`` (a DCASE 2020-layout folder), optional ``ids`` (list) and any
+    :class:`GANConfig` fields. As the paper, one model is trained per machine type, on the
+    training normals of all its ids.
+
+    Returns:
+        Rows: ``row == "score"`` per test clip (path, unit, label, score) and ``row == "loss"`` per
+        epoch and training part (the loss curves).
+    """
+    from ..datasets import clip_table
+    from .autoencoders import AEConfig, AutoencoderDetector
+
+    table = clip_table(point["root"], layout="dcase2020", machines=[point["machine"]])
+    if point.get("ids"):
+        table = table[table["id"].isin(list(point["ids"]))]
+    train = table[table["split"] == "train"]
+    test = table[(table["split"] == "test") & table["label"].notna()]
+    if train.empty or test.empty:
+        raise ASDStudyError(f"{point['machine']} in {point['root']}: needs train and labelled test clips "
+                            f"(found {len(train)} and {len(test)}).")
+    cfg = {k: point[k] for k in CONFIG_KEYS if k in point}
+    if point["kind"] == "baseline":
+        det = AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=int(cfg.get("epochs", 100)),
+                                           batch_size=512, seed=int(cfg.get("seed", 0)), jobs=1))
+    else:
+        det = GANDetector(GANConfig(kind=point["kind"], jobs=1, **cfg))
+    det.fit(train)
+    scores = det.score(test)
+    rows = [{"row": "score", "path": p, "unit": u, "label": int(lab), "score": float(s)}
+            for p, u, lab, s in zip(test["path"], test["id"], test["label"], scores)]
+    h = det.history_
+    curves = h.parts or {"reconstruction": h.train}
+    for part, losses in curves.items():
+        rows += [{"row": "loss", "part": part, "epoch": i + 1, "loss": float(v)} for i, v in enumerate(losses)]
+    return rows
