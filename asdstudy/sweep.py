@@ -68,8 +68,18 @@ def code_fingerprint(modules: list[str]) -> str:
 
 
 def _run_one(fn: Callable, point: dict, folder: Path, threads: int | None = None) -> list[dict]:
-    if threads and "torch" in sys.modules:  # share the cores between workers, no oversubscription
-        sys.modules["torch"].set_num_threads(threads)
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run_and_store(fn, point, folder)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_and_store(fn: Callable, point: dict, folder: Path) -> list[dict]:
     t0 = time.perf_counter()
     rows = fn(point)
     seconds = time.perf_counter() - t0
@@ -97,8 +107,14 @@ class Sweep:
     def done(self, point: dict) -> bool:
         return (self.folder / f"{point_id(point)}.json").exists()
 
-    def run(self, points: list[dict], n_jobs: int = 1, progress: bool = True) -> pd.DataFrame:
-        """Run the points not yet stored (joblib processes when n_jobs > 1); return all rows."""
+    def run(self, points: list[dict], n_jobs: int = 1, progress: bool = True,
+            threads_per_point: int = 1) -> pd.DataFrame:
+        """Run the points not yet stored (joblib processes when n_jobs > 1); return all rows.
+
+        Every point runs with ``threads_per_point`` torch threads whatever ``n_jobs`` is, so a
+        point's numbers do not depend on how many workers ran the sweep (float sums in torch
+        depend on the thread count).
+        """
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
@@ -106,10 +122,9 @@ class Sweep:
         if todo:
             if n_jobs == 1:
                 for p in tqdm(todo, desc="sweep", disable=not progress):
-                    _run_one(self.fn, p, self.folder)
+                    _run_one(self.fn, p, self.folder, threads_per_point)
             else:
-                threads = max(1, (os.cpu_count() or 1) // n_jobs)
-                jobs = (delayed(_run_one)(self.fn, p, self.folder, threads) for p in todo)
+                jobs = (delayed(_run_one)(self.fn, p, self.folder, threads_per_point) for p in todo)
                 list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(todo), desc="sweep",
                           disable=not progress))
         return self.collect(points)
