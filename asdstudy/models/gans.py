@@ -55,17 +55,21 @@ def block(i: int, o: int, dropout: float = 0.0) -> list[nn.Module]:
     return layers
 
 
+def blocks(d_in: int, hidden: int, n_hidden: int, dropout: float = 0.0) -> nn.Sequential:
+    """``n_hidden`` blocks of ``hidden`` units, the first reading ``d_in`` values."""
+    layers = []
+    for i in range(n_hidden):
+        layers += block(d_in if i == 0 else hidden, hidden, dropout)
+    return nn.Sequential(*layers)
+
+
 class FCEncoder(nn.Module):
     """(B, input_dim) -> (B, latent): n_hidden blocks of ``hidden`` units, then a linear code."""
 
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
                  dropout: float = 0.0):
         super().__init__()
-        layers, d = [], input_dim
-        for _ in range(n_hidden):
-            layers += block(d, hidden, dropout)
-            d = hidden
-        self.body = nn.Sequential(*layers)
+        self.body = blocks(input_dim, hidden, n_hidden, dropout)
         self.code = nn.Linear(hidden, latent)
 
     def forward(self, x):
@@ -78,11 +82,7 @@ class FCDecoder(nn.Module):
     def __init__(self, latent: int = 8, hidden: int = 128, n_hidden: int = 3, output_dim: int = 640,
                  dropout: float = 0.0):
         super().__init__()
-        layers, d = [], latent
-        for _ in range(n_hidden):
-            layers += block(d, hidden, dropout)
-            d = hidden
-        self.body = nn.Sequential(*layers)
+        self.body = blocks(latent, hidden, n_hidden, dropout)
         self.out = nn.Linear(hidden, output_dim)
 
     def forward(self, z):
@@ -94,11 +94,7 @@ class FCDiscriminator(nn.Module):
 
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, dropout: float = 0.0):
         super().__init__()
-        layers, d = [], input_dim
-        for _ in range(n_hidden):
-            layers += block(d, hidden, dropout)
-            d = hidden
-        self.features = nn.Sequential(*layers)
+        self.features = blocks(input_dim, hidden, n_hidden, dropout)
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, x):
