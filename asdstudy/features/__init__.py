@@ -16,7 +16,7 @@ from .cache import FeatureCache, extract
 from .logmel import LogMelParams, logmel, logmel_torch, sequence_windows, stack_frames
 
 __all__ = ["LogMelParams", "logmel", "logmel_torch", "stack_frames", "sequence_windows",
-           "clip_logmels", "logmel_file", "FeatureCache", "extract"]
+           "clip_logmels", "clip_frame_vectors", "logmel_file", "FeatureCache", "extract"]
 
 
 def logmel_file(path: str, params: LogMelParams = LogMelParams(), channel: int = 0) -> np.ndarray:
@@ -31,3 +31,16 @@ def clip_logmels(paths: Sequence[str], params: LogMelParams = LogMelParams(), n_
     key = dict(params.key(), channel=channel)
     return extract(paths, partial(logmel_file, params=params, channel=channel), "logmel", key,
                    n_jobs=n_jobs, use_cache=use_cache, progress=progress)
+
+
+def clip_frame_vectors(paths: Sequence[str], params: LogMelParams, n_frames: int = 5, n_jobs: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked frame vectors of many clips, as the frame-level detectors read them.
+
+    Returns:
+        (X, owner): X (n_vectors, n_frames * n_mels) float32, and for each vector the index of
+        the clip (in ``paths``) it came from.
+    """
+    stacks = [stack_frames(s, n_frames) for s in clip_logmels(list(paths), params, n_jobs=n_jobs, progress=False)]
+    owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(stacks)])
+    return np.concatenate(stacks).astype(np.float32), owner

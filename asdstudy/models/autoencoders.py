@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..features import LogMelParams, clip_logmels, stack_frames
+from ..features import LogMelParams, clip_frame_vectors
 from ..training import History, fit, pick_device, seed_everything
 from .base import Detector
 
@@ -152,11 +152,7 @@ class AutoencoderDetector(Detector):
 
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
-        specs = clip_logmels(table["path"].tolist(), LogMelParams(n_mels=c.n_mels), n_jobs=c.jobs,
-                             progress=False)
-        stacks = [stack_frames(s, c.n_frames) for s in specs]
-        owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(stacks)])
-        return np.concatenate(stacks).astype(np.float32), owner
+        return clip_frame_vectors(table["path"].tolist(), LogMelParams(n_mels=c.n_mels), c.n_frames, c.jobs)
 
     def _make(self) -> nn.Module:
         d = self.config.n_mels * self.config.n_frames

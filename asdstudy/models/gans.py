@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ASDStudyError
-from ..features import LogMelParams, clip_logmels, stack_frames
+from ..features import LogMelParams, clip_frame_vectors
 from ..training import History, fit, pick_device, seed_everything
 from .base import Detector
 
@@ -332,11 +332,8 @@ class GANDetector(Detector):
 
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
-        specs = clip_logmels(table["path"].tolist(), LogMelParams(n_mels=c.n_mels, clip_db=c.clip_db),
-                             n_jobs=c.jobs, progress=False)
-        stacks = [stack_frames(s, c.n_frames) for s in specs]
-        owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(stacks)])
-        return np.concatenate(stacks).astype(np.float32), owner
+        return clip_frame_vectors(table["path"].tolist(), LogMelParams(n_mels=c.n_mels, clip_db=c.clip_db),
+                                  c.n_frames, c.jobs)
 
     def fit(self, table: pd.DataFrame, y=None) -> "GANDetector":
         c = self.config
