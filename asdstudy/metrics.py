@@ -310,14 +310,82 @@ def _metric_rows(metric: str, y: np.ndarray, S: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + (a - lo) / (hi - lo))
 
 
+def _boot_index(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) indices, normals and anomalies drawn separately (stratified)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    return np.concatenate([rng.choice(pos, (n_boot, pos.size)), rng.choice(neg, (n_boot, neg.size))], axis=1)
+
+
+#: Metrics of hard decisions (1 = anomaly) that :func:`decision_rows` computes.
+DECISION_METRICS = ("accuracy", "precision_anomaly", "recall_anomaly", "f1_anomaly", "specificity")
+
+
+def decision_rows(metric: str, y: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """A decision metric of each row of D (n_rows, n) against labels y (same shape), vectorised.
+
+    Undefined ratios (no predicted anomalies for precision, ...) are 0, as sklearn's
+    ``zero_division=0``.
+    """
+    y, D = np.atleast_2d(np.asarray(y, bool)), np.atleast_2d(np.asarray(D, bool))
+    tp = (y & D).sum(axis=1)
+    fp = (~y & D).sum(axis=1)
+    fn = (y & ~D).sum(axis=1)
+    tn = (~y & ~D).sum(axis=1)
+
+    def ratio(a, b):
+        return np.divide(a, b, out=np.zeros(a.shape, float), where=b > 0)
+
+    if metric == "accuracy":
+        return (tp + tn) / y.shape[1]
+    if metric == "precision_anomaly":
+        return ratio(tp, tp + fp)
+    if metric == "recall_anomaly":
+        return ratio(tp, tp + fn)
+    if metric == "specificity":
+        return ratio(tn, tn + fp)
+    if metric == "f1_anomaly":
+        return ratio(2 * tp, 2 * tp + fp + fn)
+    raise MetricError(f"unknown decision metric {metric!r}; use one of {', '.join(DECISION_METRICS)}.")
+
+
+def bootstrap_repeated(y_true, values, metric: str = "auc", n_boot: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> Interval:
+    """Metric averaged over repeated predictions of the same clips, with a bootstrap CI.
+
+    ``values`` is (n_repeats, n): scores (for auc / pauc_*) or 0/1 decisions (for the
+    :data:`DECISION_METRICS`) of every clip in each repeat (e.g. out-of-fold predictions of
+    repeated cross-validation). Each replicate resamples the clips once (stratified) and
+    averages the metric over the repeats, so the interval reflects the clips, not the
+    repeats' agreement.
+    """
+    y = np.asarray(y_true).astype(int)
+    V = np.atleast_2d(np.asarray(values, float))
+    if V.shape[1] != y.shape[0]:
+        raise MetricError(f"values have {V.shape[1]} columns for {y.shape[0]} labels.")
+    if metric in DECISION_METRICS:
+        def rows(yy, vv):
+            return decision_rows(metric, yy, vv > 0.5)
+    elif metric in ("auc", "pauc_mcclish", "pauc_raw"):
+        _check(y, V[0])
+
+        def rows(yy, vv):
+            return _metric_rows(metric, yy, vv)
+    else:
+        raise MetricError(f"unknown metric {metric!r}.")
+    full = np.mean([rows(y[None], v[None])[0] for v in V])
+    idx = _boot_index(y, n_boot, seed)
+    boot = np.mean([rows(y[idx], v[idx]) for v in V], axis=0)
+    a = (1 - level) / 2
+    return Interval(float(full), float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a)))
+
+
 def bootstrap_values(y_true, y_score, metric: str = "auc", n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """The metric on ``n_boot`` stratified resamples (normals and anomalies drawn separately,
     so every replicate has both classes). ``metric``: auc, pauc_mcclish, pauc_raw or a
     callable(y, s) -> float."""
     y, s = _check(y_true, y_score)
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    idx = np.concatenate([rng.choice(pos, (n_boot, pos.size)), rng.choice(neg, (n_boot, neg.size))], axis=1)
+    idx = _boot_index(y, n_boot, seed)
     if metric in ("auc", "pauc_mcclish", "pauc_raw"):
         return _metric_rows(metric, y[idx], s[idx])
     if not callable(metric):

@@ -30,7 +30,7 @@ from . import ASDStudyError, __version__
 RESULT_COLUMNS = [
     "chapter", "paper", "method", "dataset", "machine", "unit", "domain", "metric", "value",
     "ci_low", "ci_high", "n_normal", "n_anomaly", "profile", "seed", "device", "runtime_s",
-    "package_version", "git_revision", "python", "numpy", "torch", "timestamp",
+    "package_version", "git_revision", "python", "numpy", "torch", "timestamp", "note",
 ]
 CLAIM_COLUMNS = ["paper", "source", "method", "dataset", "machine", "unit", "metric", "value", "note"]
 
@@ -105,8 +105,10 @@ class ResultWriter:
     def add(self, paper: str, method: str, metric: str, value: float, machine: str = "",
             unit: str = "", domain: str = "", ci: tuple[float, float] | None = None,
             n_normal: int | None = None, n_anomaly: int | None = None, runtime_s: float | None = None,
-            dataset: str | None = None) -> None:
-        self.rows.append({
+            dataset: str | None = None, note: str = "") -> None:
+        """One result row. A value that could not be computed here is NaN with a ``note``
+        saying why (the scoreboard shows it as "not measured" with that reason)."""
+        self.rows.append({"note": note,
             "chapter": self.chapter, "paper": paper, "method": method,
             "dataset": dataset or self.dataset, "machine": machine, "unit": unit, "domain": domain,
             "metric": metric, "value": float(value),

@@ -69,6 +69,12 @@ def scoreboard(claims: pd.DataFrame, results: pd.DataFrame, executed: set[str] |
             rows.append(row)
             continue
         r = hit.iloc[0]
+        if not np.isfinite(float(r.value)):
+            note = r.get("note", "")
+            row.update(verdict="not measured", dataset=str(r.dataset), profile=str(r.profile),
+                       reason=str(note) if isinstance(note, str) and note else "not computable in this run")
+            rows.append(row)
+            continue
         row.update(reproduced=float(r.value), ci_low=float(r.ci_low), ci_high=float(r.ci_high),
                    difference=float(r.value) - float(c.value), dataset=str(r.dataset),
                    profile=str(r.profile))

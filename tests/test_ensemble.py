@@ -108,3 +108,76 @@ def test_importance_by_family_sums_to_one():
     imp = B.importance_by_family(pipe.model, names, pipe.kept_)
     assert set(imp.index) == {"panns", "mfcc"} and np.isclose(imp.sum(), 1.0)
     assert imp["panns"] > imp["mfcc"]  # the signal sits in columns 0-2
+
+
+def test_cross_validation_never_scores_a_clip_its_models_saw(monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 90
+    y = (np.arange(n) % 3 == 0).astype(int)
+    X = np.c_[np.arange(n), rng.normal(size=(n, 4)) + y[:, None]]  # column 0 names the clip
+    seen = []
+    real = B.run_arm
+
+    def spy(X_fit, y_fit, X_select, y_select, X_eval, **kw):
+        seen.append((set(X_fit[:, 0]), set(X_select[:, 0]), set(X_eval[:, 0])))
+        return real(X_fit, y_fit, X_select, y_select, X_eval, **kw)
+
+    monkeypatch.setattr(B, "run_arm", spy)
+    cv = B.cross_validate(X, y, n_splits=3, n_repeats=2, models=("RandomForest", "ExtraTrees"), scale=0.05)
+    assert len(seen) == 6
+    for fit, sel, ev in seen:
+        assert not (fit & sel) and not (fit & ev) and not (sel & ev)
+        assert len(fit | sel | ev) == n
+    for r in range(2):  # the eval folds of one repeat partition the clips
+        evals = [s[2] for s in seen[3 * r:3 * r + 3]]
+        assert sum(len(e) for e in evals) == n and set().union(*evals) == set(range(n))
+    for name in ("RandomForest", "ExtraTrees", "Ensemble"):
+        assert cv.proba[name].shape == (2, n) and np.isfinite(cv.proba[name]).all()
+        assert set(np.unique(cv.decision[name])) <= {0, 1}
+    with pytest.raises(ASDStudyError, match="at least 5 clips of each class"):
+        B.cross_validate(X[:12], np.r_[np.zeros(9), np.ones(3)].astype(int), n_splits=5)
+
+
+def test_an_arm_decides_at_the_thresholds_it_chose():
+    X, y = _data()
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    arm = B.run_arm(X[:60], y[:60], X[60:], y[60:], X, models=("RandomForest", "ExtraTrees"), scale=0.05, seed=3)
+    assert np.isclose(sum(arm.weights.values()), 1.0) and 0.2 <= arm.thresholds["Ensemble"] < 0.8
+    np.testing.assert_array_equal(arm.decision["Ensemble"], arm.proba["Ensemble"] >= arm.thresholds["Ensemble"])
+    np.testing.assert_array_equal(arm.decision["ExtraTrees"], arm.proba["ExtraTrees"] > arm.thresholds["ExtraTrees"])
+    np.testing.assert_allclose(arm.proba["Ensemble"], B.combine({k: arm.proba[k] for k in arm.weights}, arm.weights))
+    assert arm.n_fit == 60 and arm.n_select == len(y) - 60 and set(arm.fit_seconds) == {"RandomForest", "ExtraTrees"}
+    table = B.metrics_table(y, arm.proba, arm.decision, n_boot=50)
+    assert list(table.index) == ["RandomForest", "ExtraTrees", "Ensemble"]
+    assert (table["auc_low"] <= table["auc"]).all() and (table["auc"] <= table["auc_high"]).all()
+
+
+def _dcase_like_table(n_norm_test=30, n_anom=40, n_norm_train=100):
+    import pandas as pd
+
+    rows = ([("test", 0)] * n_norm_test + [("test", 1)] * n_anom + [("train", 0)] * n_norm_train)
+    return pd.DataFrame({"path": [f"c{i}.wav" for i in range(len(rows))], "machine": "pump",
+                         "split": [r[0] for r in rows], "label": pd.array([r[1] for r in rows], dtype="Int64")})
+
+
+def test_labelled_set_has_the_papers_sizes_and_balance():
+    from asdstudy.datasets import DatasetError
+    from asdstudy.datasets.labelled import labelled_set
+
+    t = labelled_set(_dcase_like_table(), "pump", n_dev=62, n_test=16, anomaly_fraction=0.265, seed=0)
+    assert len(t) == 78 and t.path.is_unique
+    assert (t.split == "train").sum() == 62 and (t.split == "test").sum() == 16
+    assert t.label.sum() == round(78 * 0.265)
+    # the stratified split keeps the balance on both sides
+    assert abs(t[t.split == "test"].label.mean() - 0.265) < 0.07
+    # all 30 test-split normals are used before any training normal
+    src = _dcase_like_table().set_index("path")
+    chosen_normals = t[t.label == 0].path
+    assert (src.loc[chosen_normals, "split"] == "test").sum() == 30
+    again = labelled_set(_dcase_like_table(), "pump", n_dev=62, n_test=16, seed=0)
+    assert t.equals(again)
+    with pytest.raises(DatasetError, match="need 53 anomalous"):
+        labelled_set(_dcase_like_table(n_anom=10), "pump", n_dev=160, n_test=40)
+    with pytest.raises(DatasetError, match="no labelled clips of machine type 'fan'"):
+        labelled_set(_dcase_like_table(), "fan")

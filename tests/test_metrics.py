@@ -140,3 +140,33 @@ def test_bootstrap_mean_ci_of_units():
     assert (ci.high - ci.low) < (one.high - one.low)
     with pytest.raises(M.MetricError, match="one weight per unit"):
         M.bootstrap_mean_ci(units, weights=[1, 2])
+
+
+def test_decision_metrics_on_known_counts():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    d = np.array([1, 1, 0, 1, 0, 0, 0, 0])  # tp 2, fn 1, fp 1, tn 4
+    assert M.decision_rows("accuracy", y, d)[0] == 6 / 8
+    assert M.decision_rows("precision_anomaly", y, d)[0] == 2 / 3
+    assert M.decision_rows("recall_anomaly", y, d)[0] == 2 / 3
+    assert M.decision_rows("specificity", y, d)[0] == 4 / 5
+    assert np.isclose(M.decision_rows("f1_anomaly", y, d)[0], 2 / 3)
+    assert M.decision_rows("precision_anomaly", y, np.zeros(8))[0] == 0.0  # zero division -> 0
+    with pytest.raises(M.MetricError, match="unknown decision metric"):
+        M.decision_rows("kappa", y, d)
+
+
+def test_bootstrap_over_repeats():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(40), np.ones(20)].astype(int)
+    s = rng.normal(size=60) + y
+    one = M.bootstrap_repeated(y, s[None], "auc", n_boot=300, seed=1)
+    two = M.bootstrap_repeated(y, np.vstack([s, s]), "auc", n_boot=300, seed=1)
+    assert np.isclose(one.value, M.auc(y, s)) and one == two
+    assert one.low < one.value < one.high
+    s2 = rng.normal(size=60) + y
+    mixed = M.bootstrap_repeated(y, np.vstack([s, s2]), "auc", n_boot=300, seed=1)
+    assert np.isclose(mixed.value, (M.auc(y, s) + M.auc(y, s2)) / 2)
+    f1 = M.bootstrap_repeated(y, (s > 0.5)[None], "f1_anomaly", n_boot=300)
+    assert f1.low <= f1.value <= f1.high
+    with pytest.raises(M.MetricError, match="columns"):
+        M.bootstrap_repeated(y, s[:10][None], "auc")

@@ -64,3 +64,12 @@ def test_real_claims_with_no_results_are_all_not_yet_run():
     assert list(s.columns) == list(VERDICTS) and s["not yet run"].sum() == len(claims)
     fig = plot(b)
     assert len(fig.axes) == len(set(claims.paper))
+
+
+def test_uncomputable_row_is_not_measured_with_its_reason():
+    row = _row("000", "CatBoost", "auc", np.nan, "all", machine="pump", dataset="synthetic-labelled",
+               chapter="ensemble")
+    row["note"] = "PANNs CNN14 weights are not available on this machine"
+    b = scoreboard(_claims(), pd.DataFrame([row]))
+    r = b[(b.paper == "000") & (b.metric == "auc")].iloc[0]
+    assert r.verdict == "not measured" and r.reason == row["note"] and np.isnan(r.reproduced)

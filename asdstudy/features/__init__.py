@@ -16,7 +16,7 @@ from .cache import FeatureCache, extract
 from .logmel import LogMelParams, logmel, logmel_torch, sequence_windows, stack_frames
 
 __all__ = ["LogMelParams", "logmel", "logmel_torch", "stack_frames", "sequence_windows",
-           "clip_logmels", "clip_frame_vectors", "logmel_file", "FeatureCache", "extract"]
+           "clip_logmels", "clip_frame_vectors", "frame_vectors_of", "logmel_file", "FeatureCache", "extract"]
 
 
 def logmel_file(path: str, params: LogMelParams = LogMelParams(), channel: int = 0) -> np.ndarray:
@@ -41,6 +41,11 @@ def clip_frame_vectors(paths: Sequence[str], params: LogMelParams, n_frames: int
         (X, owner): X (n_vectors, n_frames * n_mels) float32, and for each vector the index of
         the clip (in ``paths``) it came from.
     """
-    stacks = [stack_frames(s, n_frames) for s in clip_logmels(list(paths), params, n_jobs=n_jobs, progress=False)]
+    return frame_vectors_of(clip_logmels(list(paths), params, n_jobs=n_jobs, progress=False), n_frames)
+
+
+def frame_vectors_of(specs, n_frames: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clip_frame_vectors` of already-computed log-mels (each (T, n_mels))."""
+    stacks = [stack_frames(np.asarray(s), n_frames) for s in specs]
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(stacks)])
     return np.concatenate(stacks).astype(np.float32), owner

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -153,6 +154,7 @@ def load_cnn14(path: str | Path | None = None, device: str | None = None) -> Cnn
     if missing or [k for k in unexpected if not k.startswith("spec_augmenter")]:
         raise ASDStudyError(f"{ckpt} does not match the CNN14 architecture (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]}); is it {CHECKPOINT_NAME}?")
+    model.checkpoint_ = str(ckpt)
     return model.eval().to(pick_device(device))
 
 
@@ -163,3 +165,256 @@ def cnn14_embeddings(model: Cnn14, waveforms, batch_size: int = 16, device: str 
     x = torch.as_tensor(np.asarray(waveforms, dtype=np.float32))
     out = [model(x[i:i + batch_size].to(dev))["embedding"].cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy()
+
+
+def extract_cnn14(paths, model: Cnn14, progress: bool = True, cache: bool = True) -> pd.DataFrame:
+    """2048-d CNN14 embeddings of clip files (resampled to 32 kHz, mono), one row per path with
+    columns ``panns:0`` ... ``panns:2047``; cached per clip (keyed by the checkpoint's size and
+    modification time), computed one clip at a time on the model's device."""
+    from ..audio import load
+    from .cache import extract as cached
+
+    ckpt = getattr(model, "checkpoint_", None)
+    key = {"sr": SR, "checkpoint": str(ckpt), "stat": list(_stat(ckpt)), "version": 1}
+
+    def one(path: str) -> np.ndarray:
+        y, _ = load(path, sr=SR)
+        return cnn14_embeddings(model, y[None, :])[0]
+
+    paths = [str(p) for p in paths]
+    out = cached(paths, one, "panns-cnn14", key, n_jobs=1, use_cache=cache and ckpt is not None, progress=progress)
+    return pd.DataFrame(np.vstack(out), columns=[f"panns:{i}" for i in range(EMBEDDING_DIM)], index=paths)
+
+
+def _stat(path) -> tuple:
+    if path is None:
+        return ()
+    st = Path(path).stat()
+    return (st.st_size, int(st.st_mtime))
+
+
+# ============================================================================================
+# The Audio Spectrogram Transformer (paper 004), built with ``transformers``
+# ============================================================================================
+
+AST_HUB_ID = "MIT/ast-finetuned-audioset-10-10-0.4593"
+AST_ENV_VAR = "ASDSTUDY_AST_WEIGHTS"
+AST_MAX_FRAMES = 1024  # the AudioSet AST's input length (10.24 s at a 10 ms hop)
+
+
+from dataclasses import asdict, dataclass  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ASTInputParams:
+    """The AST's input, as the paper: 25 ms frames (400 samples at 16 kHz), 10 ms hop, and
+    either 128 Mel bands or the STFT power spectrum. The STFT's 201 bins are interpolated
+    linearly to ``n_bins`` (128) so that the same patch grid and pretrained weights apply while
+    the frequency axis stays linear (the point of the paper's STFT input).
+    """
+
+    kind: str = "mel"
+    sr: int = 16000
+    n_fft: int = 400
+    hop_length: int = 160
+    n_bins: int = 128
+    fmin: float = 0.0
+    fmax: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("mel", "stft"):
+            raise ASDStudyError(f"ASTInputParams.kind must be 'mel' or 'stft', got {self.kind!r}.")
+
+    @property
+    def n_mels(self) -> int:  # for the explanation's band edges (mel inputs)
+        return self.n_bins
+
+    def key(self) -> dict:
+        return asdict(self)
+
+
+def ast_spectrogram(y: np.ndarray, p: ASTInputParams = ASTInputParams()) -> np.ndarray:
+    """Log power spectrogram (frames, n_bins), float32, of a mono waveform at ``p.sr``."""
+    import librosa
+
+    S = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=p.n_fft, hop_length=p.hop_length,
+                            win_length=p.n_fft, window="hann", center=True)) ** 2
+    if p.kind == "mel":
+        fb = librosa.filters.mel(sr=p.sr, n_fft=p.n_fft, n_mels=p.n_bins, fmin=p.fmin, fmax=p.fmax)
+        S = fb @ S
+    else:
+        f_in = np.linspace(0, p.sr / 2, S.shape[0])
+        f_out = np.linspace(p.fmin, p.fmax or p.sr / 2, p.n_bins)
+        # linear interpolation along frequency, as one matrix
+        idx = np.clip(np.searchsorted(f_in, f_out) - 1, 0, len(f_in) - 2)
+        w = (f_out - f_in[idx]) / (f_in[idx + 1] - f_in[idx])
+        M = np.zeros((p.n_bins, S.shape[0]))
+        M[np.arange(p.n_bins), idx] = 1 - w
+        M[np.arange(p.n_bins), idx + 1] = w
+        S = M @ S
+    return np.log(S + 1e-6).T.astype(np.float32)
+
+
+def _ast_spectrogram_file(path: str, p: ASTInputParams) -> np.ndarray:
+    from ..audio import load
+
+    y, _ = load(path, sr=p.sr)
+    return ast_spectrogram(y, p)
+
+
+def clip_ast_spectrograms(paths, p: ASTInputParams = ASTInputParams(), n_jobs: int = 1, progress: bool = False):
+    """The AST input of many clips, computed in parallel and cached."""
+    from functools import partial
+
+    from .cache import extract as cached
+
+    return cached([str(x) for x in paths], partial(_ast_spectrogram_file, p=p), "ast-input", p.key(),
+                  n_jobs=n_jobs, progress=progress)
+
+
+def find_ast_weights(source: str | Path | None = None) -> str | None:
+    """Where pretrained AST weights can be loaded from without a download: ``source`` (a folder
+    or a hub id already in the local Hugging Face cache), ``$ASDSTUDY_AST_WEIGHTS``, or
+    ``<cache>/weights/ast``. None when there are none."""
+    from .cache import cache_dir
+
+    candidates = [source, os.environ.get(AST_ENV_VAR), cache_dir() / "weights" / "ast", AST_HUB_ID]
+    for c in candidates:
+        if not c:
+            continue
+        if Path(str(c)).is_dir() and (Path(str(c)) / "config.json").exists():
+            return str(c)
+        if "/" in str(c) and not Path(str(c)).exists():
+            try:
+                from huggingface_hub import try_to_load_from_cache
+
+                hit = try_to_load_from_cache(str(c), "config.json")
+                if isinstance(hit, str):
+                    return str(c)
+            except Exception:  # no hub client or no cache: not available
+                pass
+    return None
+
+
+def small_ast_config(n_classes: int, n_frames: int, n_bins: int = 128, hidden: int = 96, layers: int = 2,
+                     heads: int = 4, stride: int = 16):
+    """A small AST (same architecture, fewer and narrower layers, non-overlapping patches) for
+    training from scratch on a CPU."""
+    from transformers import ASTConfig
+
+    return ASTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=2 * hidden, patch_size=16, frequency_stride=stride, time_stride=stride,
+                     max_length=n_frames, num_mel_bins=n_bins, num_labels=n_classes)
+
+
+class _Pairs:
+    """Indexable (inputs, labels) for :func:`asdstudy.training.fit`."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, idx):
+        return _Pairs(self.x[idx], self.y[idx])
+
+    def to(self, dev):
+        return _Pairs(self.x.to(dev), self.y.to(dev))
+
+
+class ASTEmbedder:
+    """Fine-tune an AST to classify machine + section, then embed clips at its pre-logits layer.
+
+    Args:
+        params: the input (:class:`ASTInputParams`).
+        weights: pretrained weights (a folder or hub id, see :func:`find_ast_weights`); None
+            trains :func:`small_ast_config` from scratch. ``"auto"`` uses pretrained weights
+            when :func:`find_ast_weights` finds some.
+        epochs, lr, batch_size: fine-tuning (paper: up to 10 epochs, Adam, lr 1e-5).
+        small: keyword arguments of :func:`small_ast_config` (from-scratch model only).
+
+    Attributes (after fit): ``model_``, ``classes_``, ``mean_``/``std_`` (input statistics of the
+    training clips), ``pretrained_`` (the weights' source, or None), ``history_``.
+    """
+
+    def __init__(self, params: ASTInputParams = ASTInputParams(), weights: str | None = "auto", epochs: int = 10,
+                 lr: float = 1e-5, batch_size: int = 16, seed: int = 0, device: str | None = None,
+                 small: dict | None = None, jobs: int = 1):
+        self.params, self.weights, self.epochs, self.lr = params, weights, epochs, lr
+        self.batch_size, self.seed, self.device, self.small, self.jobs = batch_size, seed, device, small or {}, jobs
+
+    def spectrograms(self, table) -> list:
+        return clip_ast_spectrograms(table["path"].tolist(), self.params, n_jobs=self.jobs)
+
+    def _inputs(self, specs) -> torch.Tensor:
+        """Normalised (mean 0, std 0.5 with the training statistics), padded / cut to the model's length."""
+        T = self.n_frames_
+        out = np.full((len(specs), T, self.params.n_bins), 0.0, dtype=np.float32)
+        for i, s in enumerate(specs):
+            s = (np.asarray(s, np.float32) - self.mean_) / (2 * self.std_)
+            n = min(T, len(s))
+            out[i, :n] = s[:n]
+        return torch.from_numpy(out)
+
+    def _build(self, n_classes: int, n_frames: int):
+        from transformers import ASTForAudioClassification
+
+        source = find_ast_weights(None if self.weights == "auto" else self.weights) if self.weights else None
+        if self.weights not in (None, "auto") and source is None:
+            raise WeightsUnavailable(f"AST weights {self.weights!r} are not available on this machine (no such folder, "
+                                     f"nor in the local Hugging Face cache); set ${AST_ENV_VAR} or pass weights=None.")
+        if source is not None:
+            model = ASTForAudioClassification.from_pretrained(source, num_labels=n_classes, ignore_mismatched_sizes=True)
+            self.n_frames_ = model.config.max_length
+        else:
+            model = ASTForAudioClassification(small_ast_config(n_classes, n_frames, self.params.n_bins, **self.small))
+            self.n_frames_ = n_frames
+        self.pretrained_ = source
+        return model
+
+    def fit(self, specs, labels) -> "ASTEmbedder":
+        from ..training import fit, seed_everything
+
+        seed_everything(self.seed)
+        labels = np.asarray(labels)
+        self.classes_ = np.unique(labels)
+        if len(self.classes_) < 2:
+            raise ASDStudyError("fine-tuning needs at least two classes (machine + section combinations).")
+        y = torch.as_tensor(np.searchsorted(self.classes_, labels))
+        stacked = np.concatenate([np.asarray(s) for s in specs])
+        self.mean_, self.std_ = float(stacked.mean()), float(stacked.std()) or 1.0
+        self.model_ = self._build(len(self.classes_), max(len(s) for s in specs))
+        data = _Pairs(self._inputs(specs), y)
+
+        def loss(model, batch):
+            return F.cross_entropy(model(input_values=batch.x).logits, batch.y)
+
+        self.history_ = fit(self.model_, loss, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                            seed=self.seed, device=self.device, progress=False, desc="AST fine-tuning")
+        return self
+
+    @torch.no_grad()
+    def _forward(self, specs, batch: int = 32):
+        from ..training import pick_device
+
+        if not hasattr(self, "model_"):
+            raise ASDStudyError("ASTEmbedder is not fitted: call fit(specs, labels) first.")
+        dev = pick_device(self.device)
+        self.model_.eval().to(dev)
+        x = self._inputs(specs)
+        emb, logits = [], []
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].to(dev)
+            pooled = self.model_.audio_spectrogram_transformer(input_values=xb).pooler_output
+            emb.append(pooled.cpu())
+            logits.append(self.model_.classifier(pooled).cpu())
+        return torch.cat(emb).numpy(), torch.cat(logits).numpy()
+
+    def embed(self, specs) -> np.ndarray:
+        """Pre-logits embeddings (n, hidden): 768-d for the AudioSet AST."""
+        return self._forward(specs)[0]
+
+    def predict(self, specs) -> np.ndarray:
+        """Predicted class labels (as given to fit)."""
+        return self.classes_[self._forward(specs)[1].argmax(axis=1)]

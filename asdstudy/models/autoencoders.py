@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..features import LogMelParams, clip_frame_vectors
+from ..features import LogMelParams, frame_vectors_of
 from ..training import History, fit, pick_device, seed_everything
-from .base import Detector
+from .base import SpectrogramDetector
 
 
 def _dense(i, o, bn=True):
@@ -136,7 +136,7 @@ MODEL_DEFAULTS = {  # the published settings
 }
 
 
-class AutoencoderDetector(Detector):
+class AutoencoderDetector(SpectrogramDetector):
     """Fit an autoencoder on a machine id's training normals; score clips by reconstruction error.
 
     Args:
@@ -150,9 +150,16 @@ class AutoencoderDetector(Detector):
         self.config = config
         self.name = {"ae": "Dense AE", "vae": "VAE", "baseline": "DCASE baseline"}[config.kind]
 
+    @property
+    def input_params(self) -> LogMelParams:
+        return LogMelParams(n_mels=self.config.n_mels)
+
+    @property
+    def jobs(self) -> int:
+        return self.config.jobs
+
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        c = self.config
-        return clip_frame_vectors(table["path"].tolist(), LogMelParams(n_mels=c.n_mels), c.n_frames, c.jobs)
+        return frame_vectors_of(self.spectrograms(table), self.config.n_frames)
 
     def _make(self) -> nn.Module:
         d = self.config.n_mels * self.config.n_frames
@@ -169,11 +176,15 @@ class AutoencoderDetector(Detector):
                                      device=c.device, progress=False, desc=self.name)
         return self
 
-    @torch.no_grad()
     def frame_errors(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per frame vector: the owning clip's row index, the squared error and (VAE) the KL term."""
+        return self.frame_errors_of(self.spectrograms(table))
+
+    @torch.no_grad()
+    def frame_errors_of(self, specs) -> pd.DataFrame:
+        """:meth:`frame_errors` of already-computed input log-mels (a list of (T, n_mels))."""
         self._check_fitted("model_")
-        X, owner = self._frames(table)
+        X, owner = frame_vectors_of(specs, self.config.n_frames)
         dev = pick_device(self.config.device)
         self.model_.eval().to(dev)
         mse, kl = [], []
@@ -190,18 +201,18 @@ class AutoencoderDetector(Detector):
             out["kl"] = np.concatenate(kl)
         return out
 
-    def score_components(self, table: pd.DataFrame) -> pd.DataFrame:
+    def score_components(self, table: pd.DataFrame, specs=None) -> pd.DataFrame:
         """Per clip: ``mse`` (mean squared reconstruction error) and, for the VAE, ``neg_elbo``
-        (mean over frames of summed squared error + KL)."""
-        fe = self.frame_errors(table)
+        (mean over frames of summed squared error + KL); from ``specs`` when given."""
+        fe = self.frame_errors_of(self.spectrograms(table) if specs is None else specs)
         d = self.config.n_mels * self.config.n_frames
         out = pd.DataFrame({"mse": fe.groupby("clip")["mse"].mean()})
         if "kl" in fe:
             out["neg_elbo"] = (fe["mse"] * d + fe["kl"]).groupby(fe["clip"]).mean()
         return out.reset_index(drop=True)
 
-    def score(self, table: pd.DataFrame) -> np.ndarray:
-        return self.score_components(table)["mse"].to_numpy()
+    def score_spectrograms(self, specs) -> np.ndarray:
+        return self.score_components(None, specs)["mse"].to_numpy()
 
     @torch.no_grad()
     def latent_means(self, table: pd.DataFrame) -> np.ndarray:

@@ -41,6 +41,35 @@ class Detector(ABC):
             raise ASDStudyError(f"{type(self).__name__} is not fitted: call fit(train_table) first.")
 
 
+class SpectrogramDetector(Detector):
+    """A detector whose input is one spectrogram per clip, so that explanations
+    (:mod:`asdstudy.explain.slime`) can occlude parts of that input and re-score it.
+
+    Subclasses give ``input_params`` (the :class:`~asdstudy.features.LogMelParams` of the
+    input, whose mel bins map to Hz) and ``score_spectrograms(specs)`` for a list of (T, bins)
+    arrays; ``spectrograms(table)`` and ``score(table)`` follow.
+    """
+
+    jobs: int = 1
+
+    @property
+    @abstractmethod
+    def input_params(self):
+        ...
+
+    @abstractmethod
+    def score_spectrograms(self, specs) -> np.ndarray:
+        ...
+
+    def spectrograms(self, table: pd.DataFrame) -> list:
+        from ..features import clip_logmels
+
+        return clip_logmels(table["path"].tolist(), self.input_params, n_jobs=getattr(self, "jobs", 1), progress=False)
+
+    def score(self, table: pd.DataFrame) -> np.ndarray:
+        return self.score_spectrograms(self.spectrograms(table))
+
+
 def evaluate_per_unit(make_detector, table: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
                       progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit a fresh detector per (machine, unit, domain-agnostic) on its train split; score its test split.

@@ -12,6 +12,8 @@ recorded wherever it is used.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -192,3 +194,187 @@ def importance_by_family(model, names, kept=None) -> pd.Series:
     fam = pd.Series(imp, index=[str(n).split(":", 1)[0] for n in names])
     out = fam.groupby(level=0).sum()
     return out / out.sum() if out.sum() > 0 else out
+
+
+# ----------------------------------------------------------------------------- the protocols
+#
+# One "arm" fits the four models on some rows (``fit``), lets the boosters stop early, weights
+# the ensemble and searches the thresholds on other rows (``select``), and scores a third set
+# (``evaluate``). The paper's protocol uses the same rows for select and evaluate; the honest
+# protocols keep them apart.
+
+ENSEMBLE = "Ensemble"
+
+
+@dataclass
+class Arm:
+    """What one arm produced.
+
+    Attributes:
+        proba: model name (and ``"Ensemble"``) -> anomaly probability of the evaluated rows.
+        decision: the same keys -> 0/1 decisions at the thresholds chosen on the select rows.
+        weights: the ensemble weights (F1 on the select rows, normalised).
+        thresholds: per model the threshold of its best F1 on the select rows
+            (``proba > t``); for the ensemble the searched threshold (``proba >= t``).
+        fit_seconds: training time of each model.
+        pipelines: the fitted :class:`BoostingPipeline` per model.
+        n_fit, n_select: rows used to fit and to select.
+    """
+
+    proba: dict
+    decision: dict
+    weights: dict
+    thresholds: dict
+    fit_seconds: dict
+    pipelines: dict
+    n_fit: int = 0
+    n_select: int = 0
+    best_iterations: dict = field(default_factory=dict)
+
+
+def _best_iteration(model) -> int | None:
+    for attr in ("best_iteration_", "best_iteration"):
+        v = getattr(model, attr, None)
+        if v is not None:
+            return int(v)
+    get = getattr(model, "get_best_iteration", None)
+    return int(get()) if callable(get) and get() is not None else None
+
+
+def run_arm(X_fit, y_fit, X_select, y_select, X_eval, models=MODEL_NAMES, smote: bool = True,
+            seed: int = 42, scale: float = 1.0, n_jobs: int = 1, gpu: bool | None = None) -> Arm:
+    """Fit ``models`` on the fit rows, select on the select rows, score the eval rows."""
+    import time
+
+    proba_sel, proba, dec, thr, secs, pipes, its = {}, {}, {}, {}, {}, {}, {}
+    for name in models:
+        t0 = time.perf_counter()
+        pipe = BoostingPipeline(make_model(name, seed, scale, n_jobs, gpu), smote=smote, seed=seed)
+        pipe.fit(X_fit, y_fit, X_select, y_select)
+        secs[name] = time.perf_counter() - t0
+        pipes[name] = pipe
+        its[name] = _best_iteration(pipe.model)
+        proba_sel[name] = pipe.predict_proba(X_select)
+        proba[name] = pipe.predict_proba(X_eval)
+        thr[name] = best_f1(y_select, proba_sel[name])[1]
+        dec[name] = (proba[name] > thr[name]).astype(int)
+    weights = ensemble_weights(proba_sel, y_select)
+    thr[ENSEMBLE] = search_threshold(y_select, combine(proba_sel, weights))
+    proba[ENSEMBLE] = combine(proba, weights)
+    dec[ENSEMBLE] = (proba[ENSEMBLE] >= thr[ENSEMBLE]).astype(int)
+    return Arm(proba, dec, weights, thr, secs, pipes, len(y_fit), len(y_select), its)
+
+
+def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held) of a stratified split holding out ``fraction`` of the rows
+    (sklearn's ``train_test_split``, as the paper)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    keep, held = train_test_split(idx, test_size=fraction, stratify=np.asarray(y, int), random_state=seed)
+    return np.sort(keep), np.sort(held)
+
+
+def paper_protocol(X, y, val_fraction: float = 0.15, seed: int = 42, **kw) -> tuple[Arm, np.ndarray]:
+    """The paper as published: a stratified 85/15 split (seed 42); early stopping, ensemble
+    weights, thresholds *and* the reported metrics all on the same validation rows.
+
+    Returns (arm, validation indices).
+    """
+    X, y = np.asarray(X), np.asarray(y, int)
+    fit, val = stratified_split(y, val_fraction, seed)
+    return run_arm(X[fit], y[fit], X[val], y[val], X[val], seed=seed, **kw), val
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of repeated stratified cross-validation.
+
+    ``proba[name]`` and ``decision[name]`` are (n_repeats, n) arrays: every clip is scored once
+    per repeat, by models that never saw it -- neither for fitting, nor early stopping, nor
+    ensemble weights, nor thresholds. ``weights``, ``thresholds`` and ``fit_seconds`` are lists
+    over the folds.
+    """
+
+    proba: dict
+    decision: dict
+    weights: list
+    thresholds: list
+    fit_seconds: list
+    importances: list = field(default_factory=list)
+
+
+def cross_validate(X, y, n_splits: int = 5, n_repeats: int = 1, select_fraction: float = 0.15,
+                   seed: int = 42, names=None, progress: bool = False, **kw) -> CVResult:
+    """The honest protocol: repeated stratified k-fold; inside each training fold a stratified
+    ``select_fraction`` is set aside for early stopping, ensemble weights and thresholds, and
+    the untouched outer fold is scored.
+
+    Args:
+        names: column names; when given, the importance share per feature family of every
+            fitted model is kept (``importances``).
+        kw: passed to :func:`run_arm` (models, smote, scale, n_jobs, gpu).
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    X, y = np.asarray(X), np.asarray(y, int)
+    if min(np.bincount(y, minlength=2)) < n_splits:
+        raise ASDStudyError(f"{n_splits}-fold cross-validation needs at least {n_splits} clips of each class; "
+                            f"got {np.bincount(y, minlength=2).tolist()} (normal, anomaly).")
+    cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    folds = list(cv.split(X, y))
+    out = CVResult({}, {}, [], [], [])
+    it = folds
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(folds, desc="cross-validation folds")
+    for k, (train, test) in enumerate(it):
+        r = k // n_splits
+        fit_i, sel_i = stratified_split(y[train], select_fraction, seed + k)
+        fit, sel = train[fit_i], train[sel_i]
+        arm = run_arm(X[fit], y[fit], X[sel], y[sel], X[test], seed=seed, **kw)
+        for name in arm.proba:
+            out.proba.setdefault(name, np.full((n_repeats, len(y)), np.nan))[r, test] = arm.proba[name]
+            out.decision.setdefault(name, np.full((n_repeats, len(y)), -1))[r, test] = arm.decision[name]
+        out.weights.append(arm.weights)
+        out.thresholds.append(arm.thresholds)
+        out.fit_seconds.append(arm.fit_seconds)
+        if names is not None:
+            out.importances.append({n: importance_by_family(p.model, names, p.kept_) for n, p in arm.pipelines.items()})
+    return out
+
+
+def metrics_table(y, proba: dict, decision: dict, n_boot: int = 1000, seed: int = 0,
+                  metrics=("auc", "average_precision", "accuracy", "precision_anomaly", "recall_anomaly",
+                           "f1_anomaly", "specificity")) -> pd.DataFrame:
+    """One row per model: each metric with a 95 % bootstrap CI (columns ``m``, ``m_low``,
+    ``m_high``). ``proba``/``decision`` values are (n,) or (n_repeats, n); repeats are averaged
+    (:func:`asdstudy.metrics.bootstrap_repeated`)."""
+    from .. import metrics as M
+
+    y = np.asarray(y, int)
+    rows = []
+    for name in proba:
+        P = np.atleast_2d(np.asarray(proba[name], float))
+        D = np.atleast_2d(np.asarray(decision[name], float))
+        row = {"model": name}
+        for m in metrics:
+            if m == "average_precision":
+                iv = _bootstrap_ap(y, P, n_boot, seed)
+            else:
+                iv = M.bootstrap_repeated(y, D if m in M.DECISION_METRICS else P, m, n_boot=n_boot, seed=seed)
+            row.update({m: iv.value, f"{m}_low": iv.low, f"{m}_high": iv.high})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def _bootstrap_ap(y, P, n_boot, seed):
+    from sklearn.metrics import average_precision_score
+
+    from ..metrics import Interval, _boot_index
+
+    idx = _boot_index(y, n_boot, seed)
+    full = np.mean([average_precision_score(y, p) for p in P])
+    boot = np.array([np.mean([average_precision_score(y[i], p[i]) for p in P]) for i in idx])
+    return Interval(float(full), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ASDStudyError
-from ..features import LogMelParams, clip_frame_vectors
+from ..features import LogMelParams, frame_vectors_of
 from ..training import History, fit, pick_device, seed_everything
-from .base import Detector
+from .base import SpectrogramDetector
 
 KINDS = ("egbad", "ganomaly", "skip")
 NAMES = {"egbad": "EGBAD", "ganomaly": "GANomaly", "skip": "Skip-GANomaly"}
@@ -319,7 +319,7 @@ def build(config: GANConfig) -> _GAN:
     return init_weights(model, config.init)
 
 
-class GANDetector(Detector):
+class GANDetector(SpectrogramDetector):
     """Paper 003's EGBAD, GANomaly or Skip-GANomaly under the one protocol.
 
     Attributes (after fit): ``model_``; ``history_`` whose ``parts`` hold the discriminator's and
@@ -330,10 +330,16 @@ class GANDetector(Detector):
         self.config = config
         self.name = NAMES[config.kind]
 
+    @property
+    def input_params(self) -> LogMelParams:
+        return LogMelParams(n_mels=self.config.n_mels, clip_db=self.config.clip_db)
+
+    @property
+    def jobs(self) -> int:
+        return self.config.jobs
+
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        c = self.config
-        return clip_frame_vectors(table["path"].tolist(), LogMelParams(n_mels=c.n_mels, clip_db=c.clip_db),
-                                  c.n_frames, c.jobs)
+        return frame_vectors_of(self.spectrograms(table), self.config.n_frames)
 
     def fit(self, table: pd.DataFrame, y=None) -> "GANDetector":
         c = self.config
@@ -355,20 +361,23 @@ class GANDetector(Detector):
         lo = self.config.clip_db
         return (X - lo / 2) / (-lo / 2)  # [clip_db, 0] -> [-1, 1]
 
-    @torch.no_grad()
     def frame_scores(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per frame vector: the owning clip's row index and its anomaly score."""
+        return self.frame_scores_of(self.spectrograms(table))
+
+    @torch.no_grad()
+    def frame_scores_of(self, specs) -> pd.DataFrame:
         self._check_fitted("model_")
-        X, owner = self._frames(table)
+        X, owner = frame_vectors_of(specs, self.config.n_frames)
         X = torch.from_numpy(self._scale(X))
         dev = pick_device(self.config.device)
         self.model_.to(dev)
         s = torch.cat([anomaly_scores(self.model_, X[i:i + 8192].to(dev)).cpu() for i in range(0, len(X), 8192)])
         return pd.DataFrame({"clip": owner, "score": s.numpy()})
 
-    def score(self, table: pd.DataFrame) -> np.ndarray:
-        fs = self.frame_scores(table)
-        return fs.groupby("clip")["score"].mean().reindex(range(len(table))).to_numpy()
+    def score_spectrograms(self, specs) -> np.ndarray:
+        fs = self.frame_scores_of(specs)
+        return fs.groupby("clip")["score"].mean().reindex(range(len(specs))).to_numpy()
 
 
 # ------------------------------------------------------------------------- the paper's search

@@ -34,9 +34,9 @@ import torch
 from torch import nn
 
 from .. import ASDStudyError
-from ..features import LogMelParams, clip_logmels
+from ..features import LogMelParams
 from ..training import History, fit, pick_device, seed_everything
-from .base import Detector
+from .base import SpectrogramDetector
 
 
 class LSTMPredictor(nn.Module):
@@ -160,7 +160,7 @@ PAPER_BATCH = {"lstm": 32, "gru": 64}
 NAMES = {"lstm": "LSTM next-frame predictor", "gru": "GRU sequence autoencoder"}
 
 
-class SequenceDetector(Detector):
+class SequenceDetector(SpectrogramDetector):
     """Paper 001's LSTM predictor or GRU autoencoder as a detector.
 
     Scores are mean squared errors over a clip's windows, on log-mel frames normalised with the
@@ -178,9 +178,19 @@ class SequenceDetector(Detector):
         self.config = config
         self.name = NAMES[config.kind]
 
+    @property
+    def input_params(self) -> LogMelParams:
+        return LogMelParams(n_mels=self.config.n_mels)
+
+    @property
+    def jobs(self) -> int:
+        return self.config.jobs
+
     def _specs(self, table: pd.DataFrame) -> np.ndarray:
-        specs = clip_logmels(table["path"].tolist(), LogMelParams(n_mels=self.config.n_mels),
-                             n_jobs=self.config.jobs, progress=False)
+        return self._stack(self.spectrograms(table))
+
+    @staticmethod
+    def _stack(specs) -> np.ndarray:
         lengths = {s.shape[0] for s in specs}
         if len(lengths) != 1:
             raise ASDStudyError(f"clips have different numbers of frames ({sorted(lengths)}); "
@@ -228,5 +238,5 @@ class SequenceDetector(Detector):
         """Error of every window of every clip, (n_clips, T - window): 303 per 313-frame clip."""
         return self.window_errors_of(self._specs(table))
 
-    def score(self, table: pd.DataFrame) -> np.ndarray:
-        return self.window_errors(table).mean(axis=1)
+    def score_spectrograms(self, specs) -> np.ndarray:
+        return self.window_errors_of(self._stack(specs)).mean(axis=1)

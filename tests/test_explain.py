@@ -1,0 +1,130 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdstudy import ASDStudyError
+from asdstudy import metrics as M
+from asdstudy.explain import filters as FL
+from asdstudy.explain import slime as S
+from asdstudy.features import LogMelParams
+from asdstudy.models.knn import knn_scores
+
+
+class OneBandDetector:
+    """Scores a clip by the mean level of bins 80-95 only (band 5 of 8 over 128 bins)."""
+
+    input_params = LogMelParams(n_mels=128)
+
+    def score_spectrograms(self, specs):
+        return np.array([np.asarray(s)[:, 80:96].mean() for s in specs])
+
+
+def test_bands_masks_and_occlusion():
+    e = S.band_edges(128, 8)
+    assert e.tolist() == [0, 16, 32, 48, 64, 80, 96, 112, 128]
+    assert S.band_edges(10, 3).tolist() == [0, 3, 7, 10]
+    with pytest.raises(ASDStudyError, match="n_bands"):
+        S.band_edges(4, 8)
+    z = S.random_masks(500, 8, seed=1)
+    assert z.shape == (500, 8) and z[0].all() and set(np.unique(z)) == {0, 1}
+    assert abs(z[1:].mean() - 0.5) < 0.05
+    np.testing.assert_array_equal(z, S.random_masks(500, 8, seed=1))
+    spec = np.arange(20 * 128, dtype=float).reshape(20, 128)
+    out = S.occlude(spec, np.array([1, 0, 1, 1, 1, 1, 1, 0]), e)
+    assert (out[:, 16:32] == spec.min()).all() and (out[:, 112:] == spec.min()).all()
+    np.testing.assert_array_equal(out[:, :16], spec[:, :16])
+    np.testing.assert_array_equal(out[:, 32:112], spec[:, 32:112])
+    bands = S.bands_hz(LogMelParams(n_mels=128), 8)
+    assert bands.lo_hz.iloc[0] == 0 and np.isclose(bands.hi_hz.iloc[-1], 8000)
+    assert (bands.hi_hz.to_numpy()[:-1] == bands.lo_hz.to_numpy()[1:]).all()
+    width = (bands.hi_hz - bands.lo_hz).to_numpy()
+    assert width[-1] > 5 * width[0]  # mel bands widen with frequency
+
+
+def test_eer_labelling():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    rate, thr = M.eer(y, s)
+    labels = S.eer_labels(s, thr)
+    fpr = labels[y == 0].mean()
+    fnr = 1 - labels[y == 1].mean()
+    assert np.isclose(rate, 0.25) and fpr == fnr == 0.25
+    assert S.eer_labels([1.0, 2.0, 3.0], 2.0).tolist() == [0, 1, 1]
+
+
+def test_slime_finds_the_band_a_one_band_detector_uses():
+    rng = np.random.default_rng(0)
+    specs = [rng.normal(size=(30, 128)) + (2.0 if i % 2 else 0.0) * (np.arange(128) >= 80) * (np.arange(128) < 96)
+             for i in range(6)]
+    det = OneBandDetector()
+    y = np.arange(6) % 2
+    _, thr = M.eer(y, det.score_spectrograms(specs))
+    ex = S.explain(det, specs, thr, n_bands=8, n_masks=200, seed=0)
+    assert ex.importance.shape == (6, 8) and len(ex.bands) == 8
+    anomalous = ex.importance[y == 1]
+    assert (anomalous.argmax(axis=1) == 5).all()
+    assert (np.abs(np.delete(anomalous, 5, axis=1)) < 0.1).all() and (anomalous[:, 5] > 0.5).all()
+    # importance towards the correct decision is positive on the used band for both classes
+    # wherever the occlusion changed the label
+    correct = S.towards_correct(ex.importance, y)
+    assert (correct[y == 1, 5] > 0).all()
+    acc = S.explanation_accuracy(anomalous, ex.bands, [ex.bands.lo_hz[5] + 10] * 3, [ex.bands.hi_hz[5] - 10] * 3)
+    assert acc.hit.all() and np.allclose(acc.chance, 1 / 8)
+    heat = S.median_heatmap(correct, pd.DataFrame({"condition": np.where(y == 1, "anomaly", "inlier")}))
+    assert heat.shape == (2, 8) and list(heat.index) == ["anomaly", "inlier"]
+
+
+def _tone(f, sr=16000, seconds=1.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return np.sin(2 * np.pi * f * t)
+
+
+def _gain_db(y_in, y_out):
+    core = slice(2000, -2000)  # away from the edges
+    return 20 * np.log10(np.std(y_out[core]) / np.std(y_in[core]))
+
+
+def test_filters_attenuate_what_they_should():
+    sr = 16000
+    for f in (200, 500, 1000, 2000, 4000, 6000):
+        x = _tone(f, sr)
+        lp = _gain_db(x, FL.filter_audio(x, sr, "lowpass", 1600))
+        hp = _gain_db(x, FL.filter_audio(x, sr, "highpass", 1600))
+        if f <= 1000:
+            assert lp > -1 and hp < -30, (f, lp, hp)
+        elif f >= 2000:
+            assert hp > -1 and lp < -30, (f, lp, hp)
+    x = _tone(3000, sr)
+    np.testing.assert_allclose(FL.filter_audio(x, sr, "lowpass", 8000), x.astype(np.float32))
+    assert not FL.filter_audio(x, sr, "highpass", 8000).any()
+    assert FL.PAPER_CUTOFFS[0] == 400 and FL.PAPER_CUTOFFS[-1] == 8000 and len(FL.PAPER_CUTOFFS) == 20
+    with pytest.raises(ASDStudyError, match="filter kind"):
+        FL.filter_audio(x, sr, "bandpass", 1000)
+
+
+def test_filtered_table_writes_once(tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, (0.4 * _tone(300) + 0.4 * _tone(5000)).astype(np.float32), 16000)
+    t = pd.DataFrame({"path": [str(wav)], "label": [0]})
+    ft = FL.filtered_table(t, "highpass", 2000, root=tmp_path / "f")
+    y, sr = sf.read(ft.path[0])
+    assert sr == 16000 and abs(_gain_db(0.4 * _tone(5000), y)) < 1  # the 300 Hz part is gone
+    mtime = (tmp_path / "f").stat().st_mtime_ns
+    FL.filtered_table(t, "highpass", 2000, root=tmp_path / "f")
+    assert (tmp_path / "f").stat().st_mtime_ns == mtime
+
+
+def test_knn_scores_on_a_toy_case():
+    train = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    test = np.array([[0.0, 0.1], [1.0, 0.0]])
+    np.testing.assert_allclose(knn_scores(train, test, k=1, metric="euclidean"), [0.1, 0.0])
+    np.testing.assert_allclose(knn_scores(train, test, k=2, metric="euclidean"),
+                               [(0.1 + np.sqrt(1.01)) / 2, (0 + 1.0) / 2])
+    cos = knn_scores(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[2.0, 0.0], [1.0, 1.0]]), k=1)
+    np.testing.assert_allclose(cos, [0.0, 1 - np.sqrt(0.5)], atol=1e-12)
+    with pytest.raises(ASDStudyError, match="k must be"):
+        knn_scores(train, test, k=4)
+    with pytest.raises(ASDStudyError, match="metric"):
+        knn_scores(train, test, metric="manhattan")
