@@ -21,7 +21,7 @@ PROFILES = ("smoke", "default", "paper")
 
 #: The book's chapters, in the order ``asdstudy reproduce`` runs them. The scoreboard is last:
 #: it joins the claims with the result rows of every chapter before it.
-CHAPTER_ORDER = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "scoreboard")
+CHAPTER_ORDER = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "explain", "scoreboard")
 #: Chapters that read the other chapters' result rows: they re-run whenever those change.
 CONSUMES_RESULTS = frozenset({"scoreboard"})
 
@@ -109,6 +109,27 @@ CHAPTERS: dict[str, dict[str, dict]] = {
                     "val_fraction": 0.15, "split_seed": 42, "cv_folds": 5, "cv_repeats": 1},
         "paper": {"machines": ["ToyCar"], "embeddings": "auto", "panns_checkpoint": "", "scale": 1.0,
                   "val_fraction": 0.15, "split_seed": 42, "cv_folds": 5, "cv_repeats": 3},
+    },
+    "explain": {
+        # paper 004: AST fine-tuned on machine+section (Adam 1e-5, <= 10 epochs), 25 ms / 10 ms
+        # frames, k-NN with k = 1; SLIME with 8 bands and 1,000 masks; filter cutoffs 400 Hz to
+        # 8 kHz in 400 Hz steps. Without pretrained weights a small AST is trained from scratch
+        # (``small``); the CPU profiles subsample clips (n_train, n_test; 0 = all).
+        "smoke": {"machines": ["fan", "valve"], "n_train": 0, "n_test": 0, "inputs": ["mel", "stft"],
+                  "ast_weights": "auto", "epochs": 1, "lr": 1e-3, "batch_size": 8,
+                  "small": {"hidden": 32, "layers": 1, "heads": 2}, "k": 1, "knn_metric": "cosine",
+                  "cutoffs": [4000], "sweep_epochs": 1, "n_bands": 8, "n_masks": 8, "slime_clips": 2,
+                  "detector_epochs": 1},
+        "default": {"machines": ["fan", "slider", "valve"], "n_train": 40, "n_test": 20, "inputs": ["mel", "stft"],
+                    "ast_weights": "auto", "epochs": 8, "lr": 1e-3, "batch_size": 16,
+                    "small": {"hidden": 96, "layers": 2, "heads": 4}, "k": 1, "knn_metric": "cosine",
+                    "cutoffs": [1600, 4000, 6400], "sweep_epochs": 5, "n_bands": 8, "n_masks": 64,
+                    "slime_clips": 6, "detector_epochs": 4},
+        "paper": {"machines": ["fan", "gearbox", "pump", "slider", "ToyCar", "ToyTrain", "valve"], "n_train": 0,
+                  "n_test": 0, "inputs": ["mel", "stft"], "ast_weights": "auto", "epochs": 10, "lr": 1e-5,
+                  "batch_size": 12, "small": {"hidden": 96, "layers": 2, "heads": 4}, "k": 1,
+                  "knn_metric": "cosine", "cutoffs": list(range(400, 8001, 400)), "sweep_epochs": 10,
+                  "n_bands": 8, "n_masks": 1000, "slime_clips": 0, "detector_epochs": 100},
     },
     "scoreboard": {"smoke": {}, "default": {}, "paper": {}},
 }

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from asdstudy import ASDStudyError
 from asdstudy.features import embeddings as E
 
 
@@ -63,3 +64,65 @@ def test_download_verifies_the_checksum_from_the_record(server, tmp_path):
     assert path.read_bytes() == data and path.name == E.CHECKPOINT_NAME
     with pytest.raises(E.ASDStudyError, match="checksum mismatch"):
         E.download_checkpoint(tmp_path / "other", url=server.url + "/Cnn14.pth", md5="0" * 32, progress=False)
+
+
+def test_ast_input_follows_the_paper():
+    from asdstudy.features.embeddings import ASTInputParams, ast_spectrogram
+
+    y = np.random.default_rng(0).normal(size=16000).astype(np.float32)  # 1 s at 16 kHz
+    mel = ast_spectrogram(y)
+    stft = ast_spectrogram(y, ASTInputParams(kind="stft"))
+    assert mel.shape == stft.shape == (101, 128)  # 10 ms hop, centred frames; 128 bins
+    assert mel.dtype == np.float32 and np.isfinite(mel).all()
+    # a 4 kHz tone lands half-way up the linear STFT axis, much higher on the mel axis
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 4000 * t).astype(np.float32)
+    peak_stft = ast_spectrogram(tone, ASTInputParams(kind="stft")).mean(0).argmax()
+    peak_mel = ast_spectrogram(tone).mean(0).argmax()
+    assert abs(peak_stft - 64) <= 1 and peak_mel > 90
+    with pytest.raises(ASDStudyError, match="kind"):
+        ASTInputParams(kind="cqt")
+
+
+def test_ast_forward_shapes_and_embedder_with_random_weights(monkeypatch, tmp_path):
+    from asdstudy.features.embeddings import ASTEmbedder, small_ast_config
+    from transformers import ASTForAudioClassification
+
+    cfg = small_ast_config(n_classes=3, n_frames=64, n_bins=128, hidden=32, layers=1, heads=2)
+    model = ASTForAudioClassification(cfg).eval()
+    x = torch.randn(2, 64, 128)
+    with torch.no_grad():
+        out = model(input_values=x)
+        pooled = model.audio_spectrogram_transformer(input_values=x).pooler_output
+    assert out.logits.shape == (2, 3) and pooled.shape == (2, 32)
+
+    monkeypatch.setenv("ASDSTUDY_CACHE", str(tmp_path))
+    monkeypatch.delenv("ASDSTUDY_AST_WEIGHTS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(0)
+    specs = [rng.normal(size=(60, 128)).astype(np.float32) + (k % 2) for k in range(8)]
+    labels = ["fan-00", "fan-01"] * 4
+    emb = ASTEmbedder(weights="auto", epochs=2, lr=1e-3, batch_size=4, small=dict(hidden=32, layers=1, heads=2))
+    emb.fit(specs, labels)
+    assert emb.pretrained_ is None and emb.n_frames_ == 60  # nothing pretrained here: from scratch
+    assert np.isclose(emb.mean_, np.concatenate(specs).mean(), atol=1e-4)
+    e = emb.embed(specs[:3] + [specs[0][:40]])  # a shorter clip is padded
+    assert e.shape == (4, 32) and np.isfinite(e).all()
+    assert set(emb.predict(specs)) <= {"fan-00", "fan-01"}
+    assert len(emb.history_.train) == 2
+
+
+def test_missing_ast_weights_are_named(tmp_path, monkeypatch):
+    from asdstudy.features.embeddings import ASTEmbedder, WeightsUnavailable, find_ast_weights
+
+    monkeypatch.setenv("ASDSTUDY_CACHE", str(tmp_path))
+    monkeypatch.delenv("ASDSTUDY_AST_WEIGHTS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert find_ast_weights() is None
+    folder = tmp_path / "weights" / "ast"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    assert find_ast_weights() == str(folder)  # the cache folder is found
+    specs = [np.zeros((20, 128), np.float32), np.ones((20, 128), np.float32)]
+    with pytest.raises(WeightsUnavailable, match="not available on this machine"):
+        ASTEmbedder(weights=str(tmp_path / "nope")).fit(specs, ["a", "b"])

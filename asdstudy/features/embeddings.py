@@ -278,7 +278,7 @@ def find_ast_weights(source: str | Path | None = None) -> str | None:
     ``<cache>/weights/ast``. None when there are none."""
     from .cache import cache_dir
 
-    candidates = [source, os.environ.get(AST_ENV_VAR), cache_dir() / "weights" / "ast", AST_HUB_ID]
+    candidates = [source] if source else [os.environ.get(AST_ENV_VAR), cache_dir() / "weights" / "ast", AST_HUB_ID]
     for c in candidates:
         if not c:
             continue
@@ -315,6 +315,10 @@ class _Pairs:
 
     def __len__(self):
         return len(self.x)
+
+    @property
+    def shape(self):
+        return self.x.shape
 
     def __getitem__(self, idx):
         return _Pairs(self.x[idx], self.y[idx])
@@ -365,7 +369,12 @@ class ASTEmbedder:
             raise WeightsUnavailable(f"AST weights {self.weights!r} are not available on this machine (no such folder, "
                                      f"nor in the local Hugging Face cache); set ${AST_ENV_VAR} or pass weights=None.")
         if source is not None:
-            model = ASTForAudioClassification.from_pretrained(source, num_labels=n_classes, ignore_mismatched_sizes=True)
+            try:
+                model = ASTForAudioClassification.from_pretrained(source, num_labels=n_classes,
+                                                                  ignore_mismatched_sizes=True, local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise WeightsUnavailable(f"AST weights at {source} could not be loaded ({str(exc).splitlines()[0]}); "
+                                         "point weights= or $ASDSTUDY_AST_WEIGHTS at a saved AST model folder.") from None
             self.n_frames_ = model.config.max_length
         else:
             model = ASTForAudioClassification(small_ast_config(n_classes, n_frames, self.params.n_bins, **self.small))
