@@ -154,10 +154,6 @@ class AutoencoderDetector(SpectrogramDetector):
     def input_params(self) -> LogMelParams:
         return LogMelParams(n_mels=self.config.n_mels)
 
-    @property
-    def jobs(self) -> int:
-        return self.config.jobs
-
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return frame_vectors_of(self.spectrograms(table), self.config.n_frames)
 

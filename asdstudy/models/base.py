@@ -50,7 +50,10 @@ class SpectrogramDetector(Detector):
     arrays; ``spectrograms(table)`` and ``score(table)`` follow.
     """
 
-    jobs: int = 1
+    @property
+    def jobs(self) -> int:
+        """Feature worker processes: the detector's ``config.jobs`` where it has one."""
+        return getattr(getattr(self, "config", None), "jobs", 1)
 
     @property
     @abstractmethod
@@ -64,7 +67,7 @@ class SpectrogramDetector(Detector):
     def spectrograms(self, table: pd.DataFrame) -> list:
         from ..features import clip_logmels
 
-        return clip_logmels(table["path"].tolist(), self.input_params, n_jobs=getattr(self, "jobs", 1), progress=False)
+        return clip_logmels(table["path"].tolist(), self.input_params, n_jobs=self.jobs, progress=False)
 
     def score(self, table: pd.DataFrame) -> np.ndarray:
         return self.score_spectrograms(self.spectrograms(table))

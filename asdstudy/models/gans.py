@@ -334,10 +334,6 @@ class GANDetector(SpectrogramDetector):
     def input_params(self) -> LogMelParams:
         return LogMelParams(n_mels=self.config.n_mels, clip_db=self.config.clip_db)
 
-    @property
-    def jobs(self) -> int:
-        return self.config.jobs
-
     def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return frame_vectors_of(self.spectrograms(table), self.config.n_frames)
 

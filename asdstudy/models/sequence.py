@@ -182,10 +182,6 @@ class SequenceDetector(SpectrogramDetector):
     def input_params(self) -> LogMelParams:
         return LogMelParams(n_mels=self.config.n_mels)
 
-    @property
-    def jobs(self) -> int:
-        return self.config.jobs
-
     def _specs(self, table: pd.DataFrame) -> np.ndarray:
         return self._stack(self.spectrograms(table))
 
