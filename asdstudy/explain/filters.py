@@ -77,8 +77,9 @@ def filtered_table(table: pd.DataFrame, kind: str, cutoff: float, sr: int = 1600
 
 def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int = 16000, n_jobs: int = 1,
           progress: bool = True) -> pd.DataFrame:
-    """Retrain and rescore per filter: ``run(filtered_table) -> DataFrame`` of metric rows is
-    called once unfiltered (``kind == "none"``) and once per (kind, cutoff); the rows are
+    """Retrain and rescore per filter: ``run(filtered_table, kind, cutoff) -> DataFrame`` of
+    metric rows is called once unfiltered (``kind == "none"``, cutoff 0) and once per (kind,
+    cutoff), so that ``run`` can keep what it trained under that key; the rows are
     returned with ``kind`` and ``cutoff`` columns."""
     from tqdm.auto import tqdm
 
@@ -86,6 +87,6 @@ def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int 
     out = []
     for kind, cutoff in tqdm(jobs, desc="filter sweep", disable=not progress):
         t = table if kind == "none" else filtered_table(table, kind, cutoff, sr, n_jobs)
-        rows = run(t)
+        rows = run(t, kind, cutoff)
         out.append(rows.assign(kind=kind, cutoff=cutoff))
     return pd.concat(out, ignore_index=True)
