@@ -125,6 +125,31 @@ class ResultWriter:
                          n_normal=r.get("n_normal"), n_anomaly=r.get("n_anomaly"),
                          runtime_s=r.get("fit_s", np.nan) + r.get("score_s", 0.0), **kw)
 
+    def add_frame(self, frame: pd.DataFrame, **defaults) -> None:
+        """Add one result row per row of a result frame.
+
+        The frame has a ``value`` column and any of ``paper``, ``method``, ``metric``,
+        ``machine``, ``unit``, ``domain``, ``ci_low``/``ci_high``, ``n_normal``/``n_anomaly``,
+        ``runtime_s``, ``dataset``, ``note``; ``defaults`` fill the ones it lacks (e.g.
+        ``paper="002"``). A row with ``ci_low`` gets its CI; one without gets none.
+        """
+        keys = ("paper", "method", "metric", "machine", "unit", "domain", "n_normal", "n_anomaly",
+                "runtime_s", "dataset", "note")
+        for _, r in frame.iterrows():
+            kw = {k: defaults[k] for k in keys if k in defaults}
+            kw.update({k: r[k] for k in keys if k in r.index and not _missing(r[k])})
+            for k in ("n_normal", "n_anomaly"):
+                if k in kw and kw[k] is not None:
+                    kw[k] = int(kw[k])
+            if "unit" in kw:
+                kw["unit"] = str(kw["unit"])
+            lo, hi = r.get("ci_low", np.nan), r.get("ci_high", np.nan)
+            ci = (float(lo), float(hi)) if not (_missing(lo) or _missing(hi)) else None
+            missing = [k for k in ("paper", "method", "metric") if k not in kw]
+            if missing:
+                raise ASDStudyError(f"add_frame: rows lack {', '.join(missing)}; pass them as defaults.")
+            self.add(kw.pop("paper"), kw.pop("method"), kw.pop("metric"), r["value"], ci=ci, **kw)
+
     def frame(self) -> pd.DataFrame:
         prov = provenance(self.profile, self.seed)
         df = pd.DataFrame(self.rows)
@@ -134,6 +159,10 @@ class ResultWriter:
 
     def write(self, folder: str | Path | None = None) -> Path:
         return write_results(self.frame(), self.chapter, folder)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and v == "")
 
 
 def write_results(df: pd.DataFrame, chapter: str, folder: str | Path | None = None) -> Path:

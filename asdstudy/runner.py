@@ -163,6 +163,7 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         if work.exists():  # interrupted: keep what ran for inspection, publish nothing
             os.replace(work, runs_dir() / f"{chapter}.interrupted.ipynb")
         raise
+    _hide_injected_parameters(work)
     out = executed_dir() / f"{chapter}.ipynb"
     os.replace(work, out)
     (executed_dir() / f"{chapter}.md").unlink(missing_ok=True)
@@ -171,6 +172,19 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
     state.write_text(json.dumps({"fingerprint": fingerprint(chapter, params), "profile": profile,
                                  "seconds": round(time.time() - t0, 1)}, default=str, indent=1))
     return out
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Keep papermill's injected parameters cell out of the rendered book: each chapter shows
+    its effective parameters once, in a line of its own (``asdstudy.report.params_line``)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
+    nbformat.write(nb, str(path))
 
 
 def write_placeholders() -> list[str]:

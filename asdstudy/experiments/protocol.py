@@ -1,0 +1,453 @@
+"""The study's shared protocol, written once and used by every chapter experiment.
+
+Every chapter does the same few things around its own models: load its clips for the profile
+(the synthetic factory or a real dataset root), hold some clips out, evaluate per unit (machine
+id or section) with bootstrap CIs, average over units (with a CI of the mean, never without),
+aggregate over machine types the way its source does (DCASE 2020 arithmetic, DCASE 2021+
+harmonic, paper 003's test-size weighting), write result rows and put them beside the claims.
+Those steps live here so that they are tested once and no experiment module writes them again.
+
+Layering: this module sits above :mod:`asdstudy.models`, :mod:`asdstudy.metrics` and
+:mod:`asdstudy.results`, and below :mod:`asdstudy.runner`; nothing here imports the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import ASDStudyError
+from .. import metrics as M
+from ..results import load_claims, repo_root
+
+#: The dataset label of each variant: (synthetic, real).
+DATASET_LABELS = {
+    "dcase2020": ("synthetic-dcase2020", "dcase2020-dev"),
+    "dcase2021": ("synthetic-dcase2021", "dcase2021-dev"),
+    "labelled": ("synthetic-labelled", "dcase2020-dev-labelled"),
+}
+
+
+# ------------------------------------------------------------------------------ parameters
+
+@dataclass
+class ChapterParams:
+    """Parameters every chapter shares (``asdstudy.profiles.COMMON``).
+
+    Subclasses add the chapter's own fields; :meth:`from_mapping` builds one from a profile's
+    parameters or from a notebook's namespace (``Params.from_mapping(globals())``), taking only
+    the fields it declares and checking their types, so that a bad ``-p`` value fails here with
+    the parameter's name instead of deep in a cell.
+    """
+
+    profile: str = "default"
+    seed: int = 0
+    data_root: str = ""
+    jobs: int = 2
+    n_boot: int = 1000
+
+    @classmethod
+    def from_mapping(cls, mapping: dict) -> "ChapterParams":
+        hints = typing.get_type_hints(cls)
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name in mapping:
+                kw[f.name] = _coerce(f.name, mapping[f.name], hints.get(f.name))
+        p = cls(**kw)
+        p.validate()
+        return p
+
+    @classmethod
+    def from_profile(cls, chapter: str, profile: str = "default", overrides: dict | None = None,
+                     **changes) -> "ChapterParams":
+        """The chapter's profile parameters (``asdstudy.profiles``), with overrides."""
+        from ..profiles import parameters
+
+        p = parameters(chapter, profile, overrides)
+        p.update(changes)
+        return cls.from_mapping(p)
+
+    def validate(self) -> None:
+        """Range checks; subclasses extend. Raises ASDStudyError naming the parameter."""
+        if self.profile not in ("smoke", "default", "paper"):
+            raise ASDStudyError(f"parameter 'profile' is {self.profile!r}; use smoke, default or paper.")
+        for name in ("jobs", "n_boot"):
+            _positive(self, name)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name.endswith("epochs") and isinstance(v, int) and v < 1:
+                raise ASDStudyError(f"parameter {f.name!r} is {v}; it must be at least 1.")
+
+    def data_path(self) -> Path:
+        """The data root: the parameter, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
+        if self.data_root:
+            return Path(self.data_root).expanduser().resolve()
+        env = os.environ.get("ASDSTUDY_DATA")
+        return Path(env).resolve() if env else repo_root() / "data"
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _positive(p, name: str) -> None:
+    v = getattr(p, name)
+    if not isinstance(v, (int, float)) or v <= 0:
+        raise ASDStudyError(f"parameter {name!r} is {v!r}; it must be a positive number.")
+
+
+def _coerce(name: str, value, hint):
+    """Check a parameter's value against its annotation (int, float, str, bool, list, dict)."""
+    origin = typing.get_origin(hint) or hint
+    if hint is None or origin in (typing.Union,) or hint is typing.Any:
+        return value
+    if origin is bool:
+        if isinstance(value, bool):
+            return value
+    elif origin is int:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+    elif origin is float:
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            return float(value)
+    elif origin is str:
+        if isinstance(value, str):
+            return value
+    elif origin in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    else:
+        return value
+    want = getattr(origin, "__name__", str(hint))
+    raise ASDStudyError(f"parameter {name!r} is {value!r} ({type(value).__name__}); it must be {want}. "
+                        f"Pass it as e.g. `-p {name} VALUE` with a value YAML reads as {want}.")
+
+
+def machine_list(machines, default=None) -> list[str]:
+    """``"all"`` (every synthetic machine type, or ``default``) or a list of machine types."""
+    from ..datasets import synthetic as syn
+
+    if machines == "all":
+        return list(default if default is not None else syn.MACHINES)
+    if isinstance(machines, str):
+        return [machines]
+    return list(machines)
+
+
+# ------------------------------------------------------------------------------------ data
+
+@dataclass
+class ChapterData:
+    """A chapter's clips: the clip table, its dataset label and where it came from."""
+
+    table: pd.DataFrame
+    dataset: str
+    root: Path
+    synthetic: bool
+
+    @property
+    def test(self) -> pd.DataFrame:
+        return self.table[(self.table["split"] == "test") & self.table["label"].notna()]
+
+    @property
+    def train(self) -> pd.DataFrame:
+        return self.table[self.table["split"] == "train"]
+
+
+def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="all",
+              data_seed: int = 0, progress: bool = False) -> ChapterData:
+    """One call for a chapter's clips, whatever the profile.
+
+    Every profile but ``paper`` reads the synthetic factory's set of the profile (generated
+    here when missing, written once per profile and data seed; ``data_seed`` stays 0 in the
+    chapters so that their ``seeds`` vary training only). The ``paper`` profile reads the real
+    dataset under ``params.data_root`` in the variant's layout; the ``labelled`` variant then
+    draws paper 000's labelled set from the DCASE 2020 development clips.
+
+    Args:
+        params: the chapter's parameters (profile, data_root, jobs).
+        machines: machine types.
+        variant: "dcase2020", "dcase2021" or "labelled".
+        ids: "all" or a list of machine ids to keep.
+        data_seed: the synthetic generator's seed.
+    """
+    from ..datasets import clip_table
+    from ..datasets import synthetic as syn
+
+    if variant not in DATASET_LABELS:
+        raise ASDStudyError(f"unknown data variant {variant!r}; use {', '.join(DATASET_LABELS)}.")
+    machines = list(machines)
+    root = params.data_path()
+    synthetic = params.profile != "paper"
+    if synthetic:
+        syn_root = syn.synthetic_root(root, params.profile, data_seed)
+        syn.generate(syn_root, profile=params.profile, machines=machines, variant=variant, seed=data_seed,
+                     n_jobs=params.jobs, progress=progress)
+        table = clip_table(syn_root / variant, machines=machines)
+        root = syn_root / variant
+    elif variant == "labelled":
+        from ..datasets.labelled import labelled_set
+
+        full = clip_table(root, layout="dcase2020", machines=machines)
+        table = pd.concat([labelled_set(full, m, seed=getattr(params, "split_seed", 42)) for m in machines],
+                          ignore_index=True)
+    else:
+        table = clip_table(root, layout=variant, machines=machines)
+    if ids != "all":
+        table = table[table["id"].isin([str(i) for i in ids])]
+    if table.empty:
+        raise ASDStudyError(f"no clips of {', '.join(machines)} ({variant}) under {root}; check data_root "
+                            "or run `asdstudy data download` / `asdstudy data generate` first.")
+    label = DATASET_LABELS[variant][0 if synthetic else 1]
+    return ChapterData(table.reset_index(drop=True), label, root, synthetic)
+
+
+# ------------------------------------------------------------------------------- splitting
+
+def calibration_mask(y, cal_fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A stratified calibration part of one unit's labelled clips (True = calibration).
+
+    Per class, ``round(cal_fraction * n)`` clips (at least one) are drawn without replacement
+    with ``rng``; the rest form the evaluation part. Needs two clips of each class.
+    """
+    y = np.asarray(y, int)
+    cal = np.zeros(len(y), bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        if idx.size < 2:
+            raise ASDStudyError(f"need at least two clips of class {cls} to split a unit into calibration "
+                                f"and evaluation halves (found {idx.size}).")
+        cal[rng.choice(idx, max(1, int(round(cal_fraction * idx.size))), replace=False)] = True
+    return cal
+
+
+def split_halves(test: pd.DataFrame, cal_fraction: float = 0.5, seed: int = 0,
+                 by=("machine", "unit")) -> pd.Series:
+    """Map each labelled test clip's path to ``"cal"`` or ``"eval"``.
+
+    Halves are drawn per unit (``by``), stratified by label, with one seeded generator walked
+    over the units in sorted order: the same clips every run.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for _, g in test.groupby(list(by), sort=True):
+        cal = calibration_mask(g["label"].to_numpy(int), cal_fraction, rng)
+        out.update(dict(zip(g["path"], np.where(cal, "cal", "eval"))))
+    return pd.Series(out, name="half")
+
+
+# ------------------------------------------------------------------------- per-unit evaluation
+
+def per_unit_metrics(scores: pd.DataFrame, by=("method", "machine", "unit", "seed"), n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """AUC, both pAUCs (each with a 95 % bootstrap CI), EER and counts per group of scored clips.
+
+    Args:
+        scores: clips with ``label`` (0/1), ``score`` and the ``by`` columns.
+    """
+    by = [b for b in by if b in scores]
+    rows = []
+    for key, g in scores.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)),
+                     **M.score_table(g["label"].to_numpy(int), g["score"].to_numpy(float), n_boot=n_boot, seed=seed)})
+    return pd.DataFrame(rows)
+
+
+def unit_pairs(scores: pd.DataFrame, unit: str | list = "unit") -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(labels, scores), ...] per unit in sorted order, as :func:`asdstudy.metrics.bootstrap_mean_ci` takes."""
+    return [(g["label"].to_numpy(int), g["score"].to_numpy(float)) for _, g in scores.groupby(unit, sort=True)]
+
+
+def mean_over_units(scores: pd.DataFrame, by=("method", "machine"), unit: str | list = "unit",
+                    metrics=("auc", "pauc_mcclish"), n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The mean of a metric over units with the CI of that mean.
+
+    Each unit's clips are resampled independently and the replicates averaged
+    (:func:`asdstudy.metrics.bootstrap_mean_ci`), so every mean row carries a 95 % CI that
+    contains it. The value is the plain mean of the per-unit metrics (DCASE 2020's average
+    over a machine type's ids).
+
+    Returns:
+        One row per (``by`` group, metric) with value, ci_low, ci_high, n_units, n_normal,
+        n_anomaly.
+    """
+    by = [b for b in by if b in scores]
+    rows = []
+    for key, g in scores.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        pairs = unit_pairs(g, unit)
+        for metric in metrics:
+            ci = M.bootstrap_mean_ci(pairs, metric, n_boot=n_boot, seed=seed)
+            rows.append({**dict(zip(by, key)), "metric": metric, "value": ci.value, "ci_low": ci.low,
+                         "ci_high": ci.high, "n_units": len(pairs), "n_normal": int((g["label"] == 0).sum()),
+                         "n_anomaly": int((g["label"] == 1).sum())})
+    return pd.DataFrame(rows)
+
+
+def pooled_auc(scores: pd.DataFrame, model: str | list = "unit", n_boot: int = 1000, seed: int = 0,
+               allow_separate_models: bool = False) -> tuple[M.Interval, str]:
+    """AUC of all clips' scores taken together, with a CI, and a note on what it means.
+
+    A pooled AUC ranks clips of different units against each other. It is the paper's
+    quantity only when one model scored every clip; when each unit had its own model
+    (``scores[model]`` takes several values) the scores live on different scales and the
+    pooled AUC mixes them. That is refused unless ``allow_separate_models`` is True, and the
+    note says so, so that a row written from it names what it is.
+
+    Returns:
+        (Interval, note) with note "" for one model.
+    """
+    cols = [model] if isinstance(model, str) else list(model)
+    n_models = scores.groupby(cols).ngroups if all(c in scores for c in cols) else 1
+    note = ""
+    if n_models > 1:
+        if not allow_separate_models:
+            raise ASDStudyError(f"pooled_auc: the scores come from {n_models} separately trained models "
+                                f"({', '.join(cols)}); their scales differ, so a pooled AUC is not one model's "
+                                "number. Pass allow_separate_models=True to compute it anyway, labelled as such.")
+        note = (f"pooled over {n_models} separately trained per-{cols[-1]} models (scores on different scales); "
+                "not a single model's AUC")
+    ci = M.bootstrap_ci(scores["label"].to_numpy(int), scores["score"].to_numpy(float), "auc", n_boot=n_boot, seed=seed)
+    return ci, note
+
+
+def seed_spread(metrics: pd.DataFrame, by=("method",), metric: str = "auc") -> pd.Series:
+    """Standard deviation over training seeds of the mean (over units) of a metric; NaN with one seed."""
+    by = list(by)
+    means = metrics.groupby(by + ["seed"])[metric].mean()
+    return means.groupby(level=list(range(len(by)))).std(ddof=1)
+
+
+def ci_separation(first: pd.DataFrame, a: str, b: str, metric: str = "auc", unit: str = "unit") -> tuple[int, int, int]:
+    """On how many units method ``a``'s CI lies wholly above ``b``'s, wholly below, and of how many."""
+    ca = first[first["method"] == a].set_index(unit)
+    cb = first[first["method"] == b].set_index(unit).reindex(ca.index)
+    above = int((ca[f"{metric}_low"] > cb[f"{metric}_high"]).sum())
+    below = int((cb[f"{metric}_low"] > ca[f"{metric}_high"]).sum())
+    return above, below, len(ca)
+
+
+# ------------------------------------------------------------------------------ aggregation
+
+def test_size_weights(units_per_machine: dict[str, int], n_test: dict[str, int]) -> np.ndarray:
+    """Per-unit weights of paper 003's test-size-weighted mean over machine types.
+
+    A machine type's weight is its share of all test clips, split equally among its units, so
+    the weighted mean over units equals the test-size-weighted mean of the per-machine means.
+    The weights sum to one.
+    """
+    total = float(sum(n_test[m] for m in units_per_machine))
+    return np.array([n_test[m] / total / n for m, n in units_per_machine.items() for _ in range(n)])
+
+
+def arithmetic_weights(units_per_machine: dict[str, int]) -> np.ndarray:
+    """Per-unit weights of the plain mean over machine types (each type's ids averaged first)."""
+    k = len(units_per_machine)
+    return np.array([1.0 / k / n for n in units_per_machine.values() for _ in range(n)])
+
+
+def machine_type_summary(scores: pd.DataFrame, n_test: dict[str, int], by=("method",), unit: str = "unit",
+                         metrics=("auc", "pauc_mcclish"), n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The average over machine types of the per-type means over units, two ways, with CIs.
+
+    ``weighted``: paper 003's Table 6 (machine types weighted by test-set size);
+    ``arithmetic``: the DCASE challenge's plain mean. The ``spread`` column is the (weighted)
+    standard deviation of the per-type means, the ± value paper 003 prints.
+    """
+    by = [b for b in by if b in scores]
+    rows = []
+    for key, g in scores.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        machines = sorted(g["machine"].unique(), key=list(n_test).index if set(g["machine"]) <= set(n_test) else str)
+        pairs, per_type = [], {}
+        for m in machines:
+            pm = unit_pairs(g[g["machine"] == m], unit)
+            pairs += pm
+            per_type[m] = len(pm)
+        for metric in metrics:
+            fn = M._metric_fn(metric)
+            type_means = [np.mean([fn(y, s) for y, s in unit_pairs(g[g["machine"] == m], unit)]) for m in machines]
+            for scheme, w in (("weighted", test_size_weights(per_type, n_test)), ("arithmetic", arithmetic_weights(per_type))):
+                ci = M.bootstrap_mean_ci(pairs, metric, weights=w, n_boot=n_boot, seed=seed)
+                tw = [n_test[m] for m in machines] if scheme == "weighted" else np.ones(len(machines))
+                rows.append({**dict(zip(by, key)), "metric": metric, "scheme": scheme, "value": ci.value,
+                             "ci_low": ci.low, "ci_high": ci.high, "spread": M.weighted_std(type_means, tw)})
+    return pd.DataFrame(rows)
+
+
+def aggregate_units(per_unit: pd.DataFrame, value: str = "auc", by: str = "machine",
+                    scheme: str = "dcase2020") -> pd.Series:
+    """Official aggregations over per-unit values: DCASE 2020 arithmetic mean over ids,
+    DCASE 2021 / 2023 harmonic mean over sections x domains ("dcase2021", "dcase2023")."""
+    scheme = {"dcase2023": "dcase2021"}.get(scheme, scheme)
+    return M.aggregate(per_unit, value=value, by=by, scheme=scheme)
+
+
+# ----------------------------------------------------------------------------------- claims
+
+def claims_of(papers, exclude_methods=()) -> pd.DataFrame:
+    """The claims of some papers (a paper id or a list)."""
+    papers = [papers] if isinstance(papers, str) else list(papers)
+    c = load_claims()
+    return c[c["paper"].isin(papers) & ~c["method"].isin(list(exclude_methods))]
+
+
+def claimed(papers, method: str, metric: str, unit: str | None = None, machine: str | None = None) -> float:
+    """One claimed number (NaN when the paper states none)."""
+    c = claims_of(papers)
+    m = (c["method"] == method) & (c["metric"] == metric)
+    if unit is not None:
+        m &= c["unit"].astype(str) == str(unit)
+    if machine is not None:
+        m &= c["machine"] == machine
+    return float(c[m]["value"].iloc[0]) if m.any() else float("nan")
+
+
+def chapter_board(papers, results: pd.DataFrame, chapter: str, exclude_methods=()) -> pd.DataFrame:
+    """The scoreboard rows of one chapter's papers, joined with this run's result rows."""
+    from ..scoreboard import scoreboard
+
+    return scoreboard(claims_of(papers, exclude_methods), results, executed={chapter})
+
+
+BOARD_COLUMNS = ["source", "method", "machine", "unit", "metric", "claimed", "reproduced", "ci_low", "ci_high",
+                 "verdict", "reason"]
+
+
+# ----------------------------------------------------------------------------------- display
+
+def fmt_ci(value, low, high, digits: int = 3) -> str:
+    """``0.812 [0.774, 0.851]``; the bare value where the CI is missing."""
+    if value is None or not np.isfinite(value):
+        return ""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def with_ci(frame: pd.DataFrame, metrics, low: str = "{}_low", high: str = "{}_high") -> pd.DataFrame:
+    """A display copy of ``frame`` where each metric column reads ``value [low, high]``."""
+    out = pd.DataFrame(index=frame.index)
+    for m in metrics:
+        out[m] = [fmt_ci(v, lo, hi) for v, lo, hi in zip(frame[m], frame[low.format(m)], frame[high.format(m)])]
+    return out
+
+
+@dataclass
+class Timer:
+    """Wall time since construction, for the chapters' "this ran in" lines."""
+
+    t0: float = field(default_factory=time.time)
+
+    def seconds(self) -> float:
+        return time.time() - self.t0
