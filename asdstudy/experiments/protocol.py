@@ -321,6 +321,18 @@ def pooled_auc(scores: pd.DataFrame, model: str | list = "unit", n_boot: int = 1
     return ci, note
 
 
+def share_ci(hits, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> M.Interval:
+    """A proportion (e.g. explanations that hit the injected band) with a percentile bootstrap
+    CI over the clips (resampled with replacement, one seeded generator)."""
+    h = np.asarray(hits, float)
+    if not h.size:
+        raise ASDStudyError("share_ci: no clips to compute a proportion over.")
+    rng = np.random.default_rng(seed)
+    boot = rng.choice(h, (n_boot, len(h))).mean(axis=1)
+    a = (1 - level) / 2
+    return M.Interval(float(h.mean()), float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a)))
+
+
 def seed_spread(metrics: pd.DataFrame, by=("method",), metric: str = "auc") -> pd.Series:
     """Standard deviation over training seeds of the mean (over units) of a metric; NaN with one seed."""
     by = list(by)
