@@ -108,9 +108,13 @@ def plot(board: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     papers = sorted(board["paper"].unique())
-    fig, axes = plt.subplots(1, len(papers), figsize=(3.2 * len(papers), 3.4), squeeze=False)
+    ncols = min(3, len(papers))
+    nrows = int(np.ceil(len(papers) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(papers):]:
+        ax.set_visible(False)
     colours = {"reproduced": "tab:green", "not reproduced": "tab:red", "not comparable": "tab:grey"}
-    for ax, paper in zip(axes[0], papers):
+    for ax, paper in zip(axes.ravel(), papers):
         b = board[(board["paper"] == paper) & board["reproduced"].notna()
                   & board["claimed"].between(0, 1)]
         ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
@@ -127,6 +131,47 @@ def plot(board: pd.DataFrame):
             ax.legend(fontsize=7, loc="lower right")
         ax.set(title=f"paper {paper}", xlabel="claimed", xlim=(0, 1.02), ylim=(0, 1.02))
         ax.set_aspect("equal")
-    axes[0][0].set_ylabel("reproduced")
+    for row in axes:
+        row[0].set_ylabel("reproduced")
     fig.tight_layout()
     return fig
+
+
+def _fmt(x) -> str:
+    return "" if pd.isna(x) else f"{x:.4g}"
+
+
+def display_table(board: pd.DataFrame) -> pd.DataFrame:
+    """One paper's rows of the board for the page: the reproduced value with its CI in one
+    column, numbers to four significant digits."""
+    def with_ci(r):
+        if pd.isna(r.reproduced):
+            return ""
+        if pd.isna(r.ci_low):
+            return _fmt(r.reproduced)
+        return f"{r.reproduced:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+
+    return pd.DataFrame({
+        "source": board.source, "method": board.method, "machine": board.machine, "unit": board.unit,
+        "metric": board.metric, "claimed": board.claimed.map(_fmt),
+        "reproduced [95 % CI]": board.apply(with_ci, axis=1) if len(board) else [],
+        "difference": board.difference.map(_fmt), "data": board.dataset, "verdict": board.verdict,
+        "reason": board.reason}).reset_index(drop=True)
+
+
+def counts(board: pd.DataFrame, results: pd.DataFrame) -> dict:
+    """Numbers the scoreboard page quotes: claims, verdict counts, result rows and chapters."""
+    c = board.verdict.value_counts()
+    out = {"n_claims": len(board), "n_result_rows": len(results),
+           "n_chapters_with_results": int(results.chapter.nunique()) if len(results) else 0}
+    out.update({f"n_{v.replace(' ', '_')}": int(c.get(v, 0)) for v in VERDICTS})
+    return out
+
+
+def unclaimed(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Result rows per (chapter, paper, method, metric), and each chapter's provenance."""
+    if not len(results):
+        return pd.DataFrame(), pd.DataFrame()
+    extra = results.groupby(["chapter", "paper", "method", "metric"]).size().rename("rows").reset_index()
+    prov = results[["chapter", "profile", "seed", "device", "package_version", "git_revision", "timestamp"]]
+    return extra, prov.drop_duplicates("chapter").reset_index(drop=True)

@@ -1,0 +1,172 @@
+"""The data chapter: where the clips come from, how they sound and how hard the task is.
+
+Every profile but ``paper`` generates (or finds) the synthetic factory's sets: the DCASE
+2020-layout set every chapter reads, and the DCASE 2021-style and labelled variants the
+explain and ensemble chapters read (generated here once so that the runner's data fingerprint
+is settled after this chapter). The ``paper`` profile describes the real dataset found under
+``data_root``, taking its machine types from the clip table itself.
+
+The task's difficulty is measured with a deliberately simple reference detector (Mahalanobis
+distance of clip log-mel statistics), per machine id with bootstrap CIs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics as M
+from ..datasets import clip_table
+from ..datasets import synthetic as syn
+from ..datasets.download import RECORDS, dcase2020_archives
+from ..models.base import evaluate_per_unit
+from ..models.reference import MahalanobisStats
+from ..results import ResultWriter
+from . import protocol as P
+
+CHAPTER = "data"
+REFERENCE = "Reference: Mahalanobis on clip log-mel statistics"
+#: The reference detector's calibration target (AUC per machine id).
+TARGET = (0.6, 0.95)
+
+
+@dataclass
+class Params(P.ChapterParams):
+    machines: object = "all"
+    n_audio_seconds: float = 4.0
+
+
+@dataclass
+class Result:
+    params: Params
+    data: P.ChapterData
+    machines: list
+    anomaly_kinds: pd.DataFrame
+    variant_counts: pd.DataFrame
+    balance: pd.DataFrame
+    variant_plan: pd.DataFrame
+    labelled_fraction: float
+    ref_metrics: pd.DataFrame
+    ref_scores: pd.DataFrame
+    ref_means: pd.DataFrame
+    per_kind: pd.DataFrame
+    archives: pd.DataFrame
+    rows: pd.DataFrame
+    gen_seconds: float
+    seconds: float
+
+    def glue(self) -> dict:
+        t = self.data.table
+        per_type = self.ref_metrics.groupby("machine").auc.mean()
+        return {"n_clips": len(t), "n_machines": t["machine"].nunique(), "n_units": t.groupby(["machine", "id"]).ngroups,
+                "labelled_fraction": self.labelled_fraction, "ref_auc_min": per_type.min(), "ref_auc_max": per_type.max(),
+                "ref_auc_min_machine": per_type.idxmin(), "ref_auc_max_machine": per_type.idxmax(),
+                "data_chapter_seconds": self.seconds}
+
+
+def anomaly_kinds(machines) -> pd.DataFrame:
+    """The factory's anomaly kinds per machine type: band and level."""
+    return pd.DataFrame([
+        {"machine": m, "anomaly kind": k.name, "band (Hz)": f"{k.band[0]:.0f}-{k.band[1]:.0f}",
+         "level re machine (dB)": f"{k.level_db[0] + syn.LEVEL_SHIFT_DB:+.0f} to {k.level_db[1] + syn.LEVEL_SHIFT_DB:+.0f}"}
+        for m in machines if m in syn.ANOMALIES for k in syn.ANOMALIES[m]]).set_index(["machine", "anomaly kind"])
+
+
+def load(p: Params, progress: bool = False) -> tuple[P.ChapterData, list, pd.DataFrame]:
+    """The profile's data; for synthetic profiles also the variants the other chapters read."""
+    from ..profiles import parameters as chapter_parameters
+
+    root = p.data_path()
+    if p.profile == "paper":
+        table = clip_table(root, machines=None)
+        machines = P.machine_list(p.machines, default=sorted(table["machine"].unique()))
+        table = table[table["machine"].isin(machines)]
+        if table.empty:
+            raise P.ASDStudyError(f"no clips of {', '.join(machines)} under {root}; check data_root or download the "
+                                  "dataset first (`asdstudy data download`).")
+        data = P.ChapterData(table.reset_index(drop=True), str(table["dataset"].iloc[0]), root, False)
+        return data, sorted(data.table["machine"].unique()), pd.DataFrame()
+    machines = P.machine_list(p.machines)
+    data = P.load_data(p, machines, data_seed=p.seed, progress=progress)
+    syn_root = syn.synthetic_root(root, p.profile, p.seed)
+    variants = {"labelled": (chapter_parameters("ensemble", p.profile)["machines"], "ensemble (paper 000)"),
+                "dcase2021": (chapter_parameters("explain", p.profile)["machines"], "explain (paper 004)")}
+    rows = []
+    for variant, (ms, used_by) in variants.items():
+        syn.generate(syn_root, profile=p.profile, machines=ms, variant=variant, seed=p.seed, n_jobs=p.jobs, progress=progress)
+        rows.append({"variant": variant, "machine types": ", ".join(ms),
+                     "clips": len(clip_table(syn_root / variant, machines=ms)), "used by": used_by})
+    return data, machines, pd.DataFrame(rows).set_index("variant")
+
+
+def class_balance(table: pd.DataFrame) -> pd.DataFrame:
+    return (table.assign(label=table["label"].map({0: "normal", 1: "anomaly"}))
+            .groupby(["machine", "id", "split", "label"]).size().unstack("label", fill_value=0))
+
+
+def variant_plan(profile: str, machines, seed: int) -> tuple[pd.DataFrame, float]:
+    """Sizes of the DCASE 2021-style and labelled variants, and the labelled set's anomalous share."""
+    sizes = syn.PROFILE_SIZES[profile]
+    rows = []
+    for variant in ("dcase2021", "labelled"):
+        for m in machines:
+            df = pd.DataFrame([{"domain": s.domain, "split": s.split, "label": s.label} for s in syn.plan(variant, m, sizes, seed)])
+            for (dom, split), g in df.groupby(["domain", "split"]):
+                rows.append({"variant": variant, "machine": m, "domain": dom, "split": split,
+                             "normal": int((g["label"] == 0).sum()), "anomaly": int((g["label"] == 1).sum())})
+    v = pd.DataFrame(rows)
+    lab = v[v["variant"] == "labelled"]
+    return v.set_index(["variant", "machine", "domain", "split"]), float(lab.anomaly.sum() / (lab.normal + lab.anomaly).sum())
+
+
+def reference_difficulty(table: pd.DataFrame, p: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference detector per machine id (one model per id), AUC and pAUCs with CIs."""
+    return evaluate_per_unit(lambda: MahalanobisStats(n_jobs=p.jobs), table, n_boot=p.n_boot, seed=p.seed)
+
+
+def auc_per_anomaly_kind(scores: pd.DataFrame) -> pd.DataFrame:
+    """The reference detector's AUC per anomaly kind: each kind's clips against all normal test
+    clips of the machine type (scores of the per-id models; kinds are spread over ids)."""
+    if "anomaly_kind" not in scores:
+        return pd.DataFrame()
+    rows = []
+    for (m, k), g in scores[scores["label"] == 1].groupby(["machine", "anomaly_kind"]):
+        normals = scores[(scores["machine"] == m) & (scores["label"] == 0)]
+        y = np.r_[np.zeros(len(normals)), np.ones(len(g))]
+        rows.append({"machine": m, "anomaly kind": k, "clips": len(g), "AUC": M.auc(y, np.r_[normals["score"], g["score"]]),
+                     "median severity": g["severity"].median()})
+    return pd.DataFrame(rows).set_index(["machine", "anomaly kind"])
+
+
+def archives() -> pd.DataFrame:
+    """The archives the downloader knows, per dataset."""
+    d20 = dcase2020_archives()
+    rows = [{"dataset": f"dcase2020 ({subset})", "Zenodo record": g.url.iloc[0].split("/record/")[1].split("/")[0],
+             "archives": len(g), "machine types": ", ".join(sorted(g.machine)), "checksums": "pinned MD5"}
+            for subset, g in d20.groupby("subset", sort=False)]
+    for name, (record, pattern, ms) in RECORDS.items():
+        rows.append({"dataset": name, "Zenodo record": record, "archives": len(ms) * (3 if "{snr}" in pattern else 1),
+                     "machine types": ", ".join(ms), "checksums": "from the record's metadata"})
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def run(p: Params, progress: bool = False) -> Result:
+    timer = P.Timer()
+    data, machines, variant_counts = load(p, progress)
+    gen_seconds = timer.seconds()
+    plan, frac = variant_plan(p.profile, machines, p.seed) if data.synthetic else (pd.DataFrame(), float("nan"))
+    ref_metrics, ref_scores = reference_difficulty(data.table, p)
+    ref_means = P.mean_over_units(ref_scores.assign(method=REFERENCE), by=("method", "machine"),
+                                  metrics=("auc", "pauc_mcclish"), n_boot=p.n_boot, seed=p.seed)
+    w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
+    w.add_metrics("reference", REFERENCE, ref_metrics)
+    w.add_frame(ref_means[ref_means["metric"] == "auc"].assign(unit="mean"), paper="reference")
+    rows = w.frame()
+    w.write()
+    return Result(params=p, data=data, machines=machines, anomaly_kinds=anomaly_kinds(machines),
+                  variant_counts=variant_counts, balance=class_balance(data.table), variant_plan=plan,
+                  labelled_fraction=frac, ref_metrics=ref_metrics, ref_scores=ref_scores, ref_means=ref_means,
+                  per_kind=auc_per_anomaly_kind(ref_scores), archives=archives(), rows=rows, gen_seconds=gen_seconds,
+                  seconds=timer.seconds())
