@@ -94,3 +94,40 @@ def server():
     s = Server()
     yield s
     s.httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    """One data root for the in-process experiment tests (smoke sets generated once)."""
+    return tmp_path_factory.mktemp("smoke-data")
+
+
+def smoke_params(module, smoke_root, **changes):
+    """A chapter's smoke-profile parameters on the shared smoke data root."""
+    return module.Params.from_profile(module.CHAPTER, "smoke", data_root=str(smoke_root), **changes)
+
+
+def check_rows(rows, chapter: str):
+    """Invariants of every chapter's result rows: provenance on every row, a CI that contains
+    its value wherever one is given, and a CI on every mean-over-units row."""
+    import numpy as np
+
+    assert len(rows) and (rows["chapter"] == chapter).all()
+    for col in ("profile", "seed", "device", "package_version", "git_revision", "python", "numpy", "torch", "timestamp"):
+        assert rows[col].notna().all() and (rows[col].astype(str) != "").all(), col
+    has_ci = rows["ci_low"].notna()
+    v = rows[has_ci]
+    assert ((v["ci_low"] <= v["value"] + 1e-12) & (v["value"] <= v["ci_high"] + 1e-12)).all(), \
+        v[(v["ci_low"] > v["value"]) | (v["value"] > v["ci_high"])][["method", "unit", "metric", "value", "ci_low", "ci_high"]]
+    means = rows[(rows["unit"] == "mean") & rows["metric"].isin(["auc", "pauc_mcclish"]) & rows["value"].notna()]
+    assert means["ci_low"].notna().all(), means[means["ci_low"].isna()][["method", "metric"]]
+    finite = rows["value"].notna() | rows["note"].fillna("").astype(str).ne("")
+    assert finite.all(), "a NaN result row without a note saying why"
+
+
+def is_figure(fig) -> bool:
+    import matplotlib.pyplot as plt
+
+    ok = hasattr(fig, "axes") and len(fig.axes) > 0 and any(ax.has_data() for ax in fig.axes)
+    plt.close(fig)
+    return ok

@@ -228,7 +228,8 @@ def result_rows(p: Params, data: P.ChapterData, first, metrics, means, pooled, p
     for name, paper in PAPER_OF.items():
         w.add_metrics(paper, name, first[first["method"] == name], metrics=("auc", "pauc_mcclish", "pauc_raw"))
         w.add_frame(means[means["method"] == name].assign(unit="mean"), paper=paper)
-        w.add(paper, name, "auc_seed_std", spread.get(name, np.nan), machine=p.machine, unit="mean")
+        sd = spread.get(name, np.nan)
+        w.add(paper, name, "auc_seed_std", sd, machine=p.machine, unit="mean", note=P.nan_note(sd))
     w.add("002", "Dense AE", "auc", pooled.value, machine=p.machine, unit="all", ci=(pooled.low, pooled.high),
           note=pooled_note)
     honest = decisions.loc[HONEST_RULE]

@@ -172,6 +172,12 @@ def knn_units(emb, train: pd.DataFrame, test: pd.DataFrame, k: int, metric: str)
     return pd.DataFrame(rows), pd.concat(scores, ignore_index=True)
 
 
+def section_domain_means(scores: pd.DataFrame, p: Params) -> pd.DataFrame:
+    """Mean AUC over a machine type's sections x domains, with the CI of that mean."""
+    return P.mean_over_units(scores, by=("machine",), unit=["section", "domain"], metrics=("auc",),
+                             n_boot=p.n_boot, seed=p.seed)
+
+
 def table1(units: dict, inputs) -> pd.DataFrame:
     """Table 1: mean AUC over sections x domains per machine, and the DCASE 2021 harmonic mean."""
     t = {}
@@ -219,10 +225,10 @@ def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: 
         tr, te = t[t["split"] == "train"], t[t["split"] == "test"]
         emb = asts[(kind, cutoff)] = train_ast(p, weights, kind0, tr, p.sweep_epochs)
         acc = float(np.mean(emb.predict(emb.spectrograms(te)) == te["cls"].values))
-        u, _ = knn_units(emb, tr, te, p.k, p.knn_metric)
-        r = u.groupby("machine").auc.mean().rename("auc").reset_index()
+        _, scores = knn_units(emb, tr, te, p.k, p.knn_metric)
+        r = section_domain_means(scores, p).rename(columns={"value": "auc"})
         r["accuracy"] = acc
-        return r
+        return r[["machine", "auc", "ci_low", "ci_high", "accuracy"]]
 
     rows = FL.sweep(run_filtered, table, cutoffs=p.cutoffs, sr=SR, n_jobs=p.jobs, progress=progress)
     return rows, asts
@@ -310,7 +316,7 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
     return expl, acc.pivot_table(index="detector", columns="machine", values="hit", aggfunc="mean")
 
 
-def result_rows(p: Params, data, mean_ci, units, accuracy, baseline_units, sweep_rows, expl, kind0) -> ResultWriter:
+def result_rows(p: Params, data, mean_ci, units, accuracy, baseline, sweep_rows, expl, kind0) -> ResultWriter:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     for kind in p.inputs:
         mk = mean_ci[mean_ci["kind"] == kind]
@@ -320,11 +326,10 @@ def result_rows(p: Params, data, mean_ci, units, accuracy, baseline_units, sweep
                   machine=m, unit="mean")
         w.add("004", "AST fine-tuned (machine+section)" if kind == kind0 else f"AST fine-tuned (machine+section, {kind})",
               "classification_accuracy", accuracy[kind], machine="all", unit="all")
-    for m, u in baseline_units.groupby("machine"):
-        w.add("004", "Autoencoder (baseline)", "auc", u["auc"].mean(), machine=m, unit="mean")
+    w.add_frame(baseline.assign(unit="mean"), paper="004", method="Autoencoder (baseline)")
     for _, r in sweep_rows.iterrows():
         w.add("004", f"AST ({kind0}) + kNN, {r.kind} {int(r.cutoff)} Hz" if r.kind != "none" else f"AST ({kind0}) + kNN, sweep baseline",
-              "auc", r.auc, machine=r.machine, unit="mean")
+              "auc", r.auc, machine=r.machine, unit="mean", ci=(r.ci_low, r.ci_high))
     for name, r in expl.iterrows():
         w.add("004", name, "slime_explanation_accuracy", r["explanation accuracy"], machine="all", unit="all",
               ci=(r.ci_low, r.ci_high))
@@ -377,8 +382,7 @@ def run(p: Params, progress: bool = True) -> Result:
         units[kind], test_scores[kind] = knn_units(asts[kind], train, test, p.k, p.knn_metric)
     claims = P.claims_of("004")
     claimed1 = claims[claims["metric"] == "auc"].pivot_table(index="method", columns="machine", values="value")
-    mean_ci = pd.concat([P.mean_over_units(test_scores[kind], by=("machine",), unit=["section", "domain"], metrics=("auc",),
-                                           n_boot=p.n_boot, seed=p.seed).assign(kind=kind, method=NAME[kind])
+    mean_ci = pd.concat([section_domain_means(test_scores[kind], p).assign(kind=kind, method=NAME[kind])
                          for kind in p.inputs], ignore_index=True)
     # SLIME on the AST + k-NN detector
     kind0 = p.inputs[0]
@@ -402,15 +406,17 @@ def run(p: Params, progress: bool = True) -> Result:
     sweep_seconds = t0.seconds()
     similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0)
     # every other chapter's detector, explained on the same clips
-    det_units, all_slime = {}, {NAME[kind0]: ast_slime}
+    det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
     for name, make in other_detectors(p).items():
         fitted, scored, det_units[name] = fit_per_section(make, train, test)
+        det_scores[name] = scored
         all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
     is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
     det_auc = {name: u.groupby("machine").auc.mean().mean() for name, u in det_units.items()}
     det_auc[NAME[kind0]] = units[kind0].groupby("machine").auc.mean().mean()
     expl, expl_m = explanation_accuracy(all_slime, det_auc, p.n_boot, p.seed) if is_synthetic else (pd.DataFrame(), pd.DataFrame())
-    w = result_rows(p, data, mean_ci, units, accuracy, det_units["DCASE baseline AE"], sweep_rows, expl, kind0)
+    baseline = section_domain_means(det_scores["DCASE baseline AE"], p)
+    w = result_rows(p, data, mean_ci, units, accuracy, baseline, sweep_rows, expl, kind0)
     rows = w.frame()
     w.write()
     return Result(

@@ -227,7 +227,8 @@ def result_rows(p: Params, data, first, by_machine, overall, n_test) -> ResultWr
                   ci=(getattr(r, metric + "_low"), getattr(r, metric + "_high")), n_normal=r.n_normal, n_anomaly=r.n_anomaly)
     w.add_frame(by_machine.assign(unit="mean"), paper="003")
     w.add_frame(by_machine.assign(unit="mean", metric=by_machine["metric"] + "_seed_std", value=by_machine["seed_std"],
-                                  ci_low=np.nan, ci_high=np.nan), paper="003")
+                                  ci_low=np.nan, ci_high=np.nan, note=by_machine["seed_std"].map(P.nan_note)),
+                paper="003")
     ov = overall.assign(machine="all", unit=overall["scheme"].map({"weighted": "weighted", "arithmetic": "mean"}))
     w.add_frame(ov, paper="003")
     w.add_frame(ov.assign(metric=ov["metric"] + "_std", value=ov["spread"], ci_low=np.nan, ci_high=np.nan), paper="003")

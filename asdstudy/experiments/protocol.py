@@ -340,6 +340,14 @@ def seed_spread(metrics: pd.DataFrame, by=("method",), metric: str = "auc") -> p
     return means.groupby(level=list(range(len(by)))).std(ddof=1)
 
 
+ONE_SEED = "one training seed in this run, so no spread over seeds"
+
+
+def nan_note(value, note: str = ONE_SEED) -> str:
+    """The note a NaN result row carries (the scoreboard shows it as the reason)."""
+    return note if value is None or not np.isfinite(value) else ""
+
+
 def ci_separation(first: pd.DataFrame, a: str, b: str, metric: str = "auc", unit: str = "unit") -> tuple[int, int, int]:
     """On how many units method ``a``'s CI lies wholly above ``b``'s, wholly below, and of how many."""
     ca = first[first["method"] == a].set_index(unit)

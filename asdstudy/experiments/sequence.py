@@ -230,7 +230,8 @@ def result_rows(p: Params, data, first, metrics, means, s0, pooled, as_paper) ->
     for name, paper in PAPER_OF.items():
         w.add_metrics(paper, name, first[first["method"] == name], metrics=("auc", "pauc_mcclish", "pauc_raw"))
         w.add_frame(means[means["method"] == name].assign(unit="mean"), paper=paper)
-        w.add(paper, name, "auc_seed_std", spread.get(name, np.nan), machine=p.machine, unit="mean")
+        sd = spread.get(name, np.nan)
+        w.add(paper, name, "auc_seed_std", sd, machine=p.machine, unit="mean", note=P.nan_note(sd))
     for name in (LSTM, GRU):
         ci, note = pooled[name]
         g = s0[s0["method"] == name]

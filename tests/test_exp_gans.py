@@ -1,0 +1,64 @@
+"""The GAN chapter's experiment (paper 003), in process on the smoke profile."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asdstudy import plots
+from asdstudy.experiments import gans as X
+from conftest import check_rows, is_figure, smoke_params
+
+
+@pytest.fixture(scope="module")
+def res(smoke_root):
+    return X.run(smoke_params(X, smoke_root), progress=False)
+
+
+def test_rows_are_sound(res):
+    check_rows(res.rows, "gans")
+    r = res.rows
+    weighted = r[(r.unit == "weighted") & (r.metric == "auc")]
+    assert set(weighted.method) == set(res.order) and weighted.ci_low.notna().all()
+
+
+def test_honest_selection_never_reads_the_evaluation_half():
+    sel = pd.DataFrame({"kind": "ganomaly", "machine": "fan", "point_id": ["a", "b", "c"], "setting": ["1", "2", "3"],
+                        "all": [0.9, 0.5, 0.6], "cal": [0.5, 0.7, 0.6], "eval": [0.95, 0.1, 0.2]})
+    assert X.select_setting(sel.drop(columns=["eval", "all"]), "calibration half").point_id == "b"
+    assert X.select_setting(sel.drop(columns=["cal", "eval"]), "all test clips").point_id == "a"
+    c = X.choose(sel).iloc[0]
+    assert c["AUC, honest on eval half"] == 0.1 and c["AUC, leaky on eval half"] == 0.95
+    assert c["AUC, paper's way"] == 0.9 and c["chosen (honest)"] == "2"
+
+
+def test_weighted_mean_uses_test_sizes(res):
+    bm = res.by_machine[res.by_machine.metric == "auc"]
+    ov = res.overall[res.overall.metric == "auc"].set_index(["method", "scheme"]).value
+    n = pd.Series(res.n_test)
+    for method, g in bm.groupby("method"):
+        v = g.set_index("machine").value.reindex(n.index)
+        assert ov[(method, "weighted")] == pytest.approx(np.average(v, weights=n))
+        assert ov[(method, "arithmetic")] == pytest.approx(v.mean())
+
+
+def test_one_model_per_machine_type(res):
+    """As the paper: each (model, machine type, seed) is one training over all its ids."""
+    per = res.per_id.groupby(["method", "machine", "seed"]).unit.nunique()
+    assert (per == res.data.table.groupby("machine").id.nunique().reindex(per.index.get_level_values("machine")).to_numpy()).all()
+    assert res.selection.groupby(["kind", "machine"]).size().eq(len(res.params.grid["w_con"])).all()
+
+
+def test_vacuous_selection_is_said(res):
+    text = X.discussion(res.params, res.data, res.overall, res.choice.assign(points=1), 0.0, res.order)
+    assert "no choice" in text
+
+
+def test_figures_draw(res):
+    sm = res.seed_means.melt(id_vars=["method", "machine", "seed"], var_name="metric")
+    agg = sm.groupby(["metric", "machine", "method"], sort=False).value.agg(["mean", "std"]).reset_index()
+    assert is_figure(plots.grouped_bars(agg, group="machine", series="method", value="mean", err="std", panel="metric"))
+    assert is_figure(plots.loss_curves(res.history, panel="panel", series="unit", ncols=2))
