@@ -22,7 +22,6 @@ import pandas as pd
 
 from .. import metrics as M
 from ..models.autoencoders import VAE, AEConfig, AutoencoderDetector, BaselineAE, DenseAE, n_parameters
-from ..models.base import run_methods
 from ..results import ResultWriter
 from . import protocol as P
 
@@ -53,15 +52,11 @@ class Params(P.ChapterParams):
 
 
 @dataclass
-class Result:
+class Result(P.ComparisonResult):
     params: Params
     data: P.ChapterData
+    cmp: P.Comparison           # metrics per method, id, seed; scores; held-out normals; means
     arch: pd.DataFrame
-    metrics: pd.DataFrame       # per method, id, seed, with CIs
-    first: pd.DataFrame         # the first seed's rows of ``metrics``
-    scores: pd.DataFrame        # test clips with method, seed, score
-    holdout: pd.DataFrame       # held-out training normals with their scores
-    means: pd.DataFrame         # mean over ids per method and metric, with CIs
     history: pd.DataFrame       # loss per epoch, first seed
     vae_scores: pd.DataFrame    # the VAE's two scores per id
     vae_verdict: str
@@ -74,12 +69,7 @@ class Result:
     rows: pd.DataFrame          # the result rows written
     board: pd.DataFrame
     discussion: str
-    train_seconds: float
     seconds: float
-
-    @property
-    def units(self) -> list[str]:
-        return sorted(self.first["unit"].unique())
 
     def glue(self) -> dict:
         p, m = self.params, self.means.set_index(["method", "metric"]).value
@@ -220,16 +210,11 @@ def latent_pca(detectors: dict, test: pd.DataFrame, machine: str, units, seed: i
     return pd.concat(parts, ignore_index=True)
 
 
-def result_rows(p: Params, data: P.ChapterData, first, metrics, means, pooled, pooled_note, decisions) -> ResultWriter:
+def result_rows(p: Params, data: P.ChapterData, cmp: P.Comparison, pooled, pooled_note, decisions) -> ResultWriter:
     """The chapter's result rows: per id, mean over ids (with CIs), seed spread, the AE's pooled
     AUC and decisions, and the parameter counts."""
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seeds[0], dataset=data.dataset)
-    spread = P.seed_spread(metrics, by=("method",))
-    for name, paper in PAPER_OF.items():
-        w.add_metrics(paper, name, first[first["method"] == name], metrics=("auc", "pauc_mcclish", "pauc_raw"))
-        w.add_frame(means[means["method"] == name].assign(unit="mean"), paper=paper)
-        sd = spread.get(name, np.nan)
-        w.add(paper, name, "auc_seed_std", sd, machine=p.machine, unit="mean", note=P.nan_note(sd))
+    cmp.add_rows(w, PAPER_OF, p.machine)
     w.add("002", "Dense AE", "auc", pooled.value, machine=p.machine, unit="all", ci=(pooled.low, pooled.high),
           note=pooled_note)
     honest = decisions.loc[HONEST_RULE]
@@ -268,29 +253,19 @@ def run(p: Params, progress: bool = True) -> Result:
     timer = P.Timer()
     data = P.load_data(p, [p.machine], ids=p.ids)
     mk = makers(p)
-    t0 = P.Timer()
-    out = run_methods(mk, data.table, seeds=list(p.seeds), n_boot=p.n_boot, progress=progress)
-    train_seconds = t0.seconds()
-    metrics, scores, holdout, detectors = out["metrics"], out["scores"], out["holdout"], out["detectors"]
-    first = metrics[metrics["seed"] == p.seeds[0]]
-    s0 = scores[scores["seed"] == p.seeds[0]]
-    h0 = holdout[holdout["seed"] == p.seeds[0]]
-    means = P.mean_over_units(s0, by=("method", "machine"), n_boot=p.n_boot, seed=p.seeds[0])
-    units = sorted(first["unit"].unique())
-    test = data.test
-    vae_tab, vae_text = vae_score_choice(detectors, test, p.machine, units, data.dataset)
-    ae = s0[s0["method"] == "Dense AE"]
-    decisions = threshold_decisions(ae, h0[h0["method"] == "Dense AE"])
+    cmp = P.compare_methods(mk, data, p.seeds, n_boot=p.n_boot, progress=progress)
+    units, test = cmp.units, data.test
+    vae_tab, vae_text = vae_score_choice(cmp.detectors, test, p.machine, units, data.dataset)
+    ae = cmp.s0[cmp.s0["method"] == "Dense AE"]
+    decisions = threshold_decisions(ae, cmp.h0[cmp.h0["method"] == "Dense AE"])
     pooled, note = P.pooled_auc(ae, model="unit", n_boot=p.n_boot, seed=p.seed, allow_separate_models=True)
-    w = result_rows(p, data, first, metrics, means, pooled, note, decisions)
+    w = result_rows(p, data, cmp, pooled, note, decisions)
     rows = w.frame()
     w.write()
-    board = P.chapter_board(["002", "dcase2020-baseline"], rows, CHAPTER)
     return Result(
-        params=p, data=data, arch=architectures(p), metrics=metrics, first=first, scores=scores, holdout=holdout,
-        means=means, history=history_frame({k: v for k, v in detectors.items()}, mk), vae_scores=vae_tab,
-        vae_verdict=vae_text, decisions=decisions, pooled=pooled, pooled_note=note,
-        spread=metrics.groupby(["method", "unit"]).auc.agg(["mean", "std", "min", "max"]),
-        reconstructions=reconstructions(detectors[("VAE", p.machine, units[0])], test, units[0]),
-        latent=latent_pca(detectors, test, p.machine, units, p.seed), rows=rows, board=board,
-        discussion=discussion(p, data, first, means), train_seconds=train_seconds, seconds=timer.seconds())
+        params=p, data=data, cmp=cmp, arch=architectures(p), history=history_frame(cmp.detectors, mk),
+        vae_scores=vae_tab, vae_verdict=vae_text, decisions=decisions, pooled=pooled, pooled_note=note,
+        spread=cmp.spread(), reconstructions=reconstructions(cmp.detectors[("VAE", p.machine, units[0])], test, units[0]),
+        latent=latent_pca(cmp.detectors, test, p.machine, units, p.seed), rows=rows,
+        board=P.chapter_board(["002", "dcase2020-baseline"], rows, CHAPTER),
+        discussion=discussion(p, data, cmp.first, cmp.means), seconds=timer.seconds())

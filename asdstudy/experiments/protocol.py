@@ -357,6 +357,83 @@ def ci_separation(first: pd.DataFrame, a: str, b: str, metric: str = "auc", unit
     return above, below, len(ca)
 
 
+@dataclass
+class Comparison:
+    """Several detectors trained per unit and seed on the same clips (:func:`compare_methods`)."""
+
+    metrics: pd.DataFrame     # one row per method, machine, unit, seed, with CIs
+    scores: pd.DataFrame      # test clips with method, seed, score
+    holdout: pd.DataFrame     # held-out training normals (never trained on) with their scores
+    detectors: dict           # {(method, machine, unit): the first seed's fitted detector}
+    means: pd.DataFrame       # first seed: mean over units per method and metric, with CIs
+    seeds: list
+    train_seconds: float
+
+    @property
+    def first(self) -> pd.DataFrame:
+        return self.metrics[self.metrics["seed"] == self.seeds[0]]
+
+    @property
+    def s0(self) -> pd.DataFrame:
+        return self.scores[self.scores["seed"] == self.seeds[0]]
+
+    @property
+    def h0(self) -> pd.DataFrame:
+        return self.holdout[self.holdout["seed"] == self.seeds[0]]
+
+    @property
+    def units(self) -> list[str]:
+        return sorted(self.metrics["unit"].unique())
+
+    def spread(self) -> pd.DataFrame:
+        """AUC over seeds per method and unit: mean, std, min, max."""
+        return self.metrics.groupby(["method", "unit"]).auc.agg(["mean", "std", "min", "max"])
+
+    def add_rows(self, writer, papers: dict, machine: str) -> None:
+        """Per-unit rows (AUC, both pAUCs with CIs), mean-over-units rows (with CIs) and the
+        seed spread of each method, ``papers`` mapping method -> paper id."""
+        spread = seed_spread(self.metrics, by=("method",))
+        for name, paper in papers.items():
+            writer.add_metrics(paper, name, self.first[self.first["method"] == name],
+                               metrics=("auc", "pauc_mcclish", "pauc_raw"))
+            writer.add_frame(self.means[self.means["method"] == name].assign(unit="mean"), paper=paper)
+            sd = spread.get(name, np.nan)
+            writer.add(paper, name, "auc_seed_std", sd, machine=machine, unit="mean", note=nan_note(sd))
+
+
+class ComparisonResult:
+    """Mixin for chapter results that hold a :class:`Comparison` as ``cmp``."""
+
+    cmp: Comparison
+
+    metrics = property(lambda self: self.cmp.metrics)
+    first = property(lambda self: self.cmp.first)
+    scores = property(lambda self: self.cmp.scores)
+    holdout = property(lambda self: self.cmp.holdout)
+    means = property(lambda self: self.cmp.means)
+    units = property(lambda self: self.cmp.units)
+    train_seconds = property(lambda self: self.cmp.train_seconds)
+
+
+def compare_methods(makers: dict, data: ChapterData, seeds, n_boot: int = 1000, progress: bool = True) -> Comparison:
+    """Train every method once per unit (machine id or section) and seed, on the same clips.
+
+    The training unit is the unit of :func:`asdstudy.datasets.unit_column` (one model per
+    machine id in DCASE 2020): a seeded tenth of each unit's training normals is held out for
+    honest thresholds, scores are per unit with bootstrap CIs, and the first seed's means over
+    units carry the CI of the mean.
+    """
+    from ..models.base import run_methods
+
+    seeds = list(seeds)
+    t0 = time.time()
+    out = run_methods(makers, data.table, seeds=seeds, n_boot=n_boot, progress=progress)
+    seconds = time.time() - t0
+    s0 = out["scores"][out["scores"]["seed"] == seeds[0]]
+    means = mean_over_units(s0, by=("method", "machine"), n_boot=n_boot, seed=seeds[0])
+    return Comparison(out["metrics"], out["scores"], out["holdout"], out["detectors"], means, seeds, seconds)
+
+
 # ------------------------------------------------------------------------------ aggregation
 
 def test_size_weights(units_per_machine: dict[str, int], n_test: dict[str, int]) -> np.ndarray:

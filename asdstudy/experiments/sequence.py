@@ -24,7 +24,6 @@ import pandas as pd
 from .. import metrics as M
 from ..features import LogMelParams, clip_logmels
 from ..models.autoencoders import AEConfig, AutoencoderDetector, n_parameters
-from ..models.base import run_methods
 from ..models.sequence import NAMES, GRUAutoencoder, LSTMPredictor, SeqConfig, SequenceDetector, WindowSet
 from ..results import ResultWriter
 from ..training import pick_device
@@ -67,17 +66,13 @@ class Params(P.ChapterParams):
 
 
 @dataclass
-class Result:
+class Result(P.ComparisonResult):
     params: Params
     data: P.ChapterData
+    cmp: P.Comparison
     arch: pd.DataFrame
     n_frames: int
     windows_per_clip: int
-    metrics: pd.DataFrame
-    first: pd.DataFrame
-    scores: pd.DataFrame
-    holdout: pd.DataFrame
-    means: pd.DataFrame
     history: pd.DataFrame
     roc_points: pd.DataFrame
     error_specs: list
@@ -92,12 +87,7 @@ class Result:
     rows: pd.DataFrame
     board: pd.DataFrame
     discussion: str
-    train_seconds: float
     seconds: float
-
-    @property
-    def units(self) -> list[str]:
-        return sorted(self.first["unit"].unique())
 
     def glue(self) -> dict:
         p = self.params
@@ -224,14 +214,10 @@ def throughput(detectors: dict, data: P.ChapterData, p: Params, unit: str) -> pd
     return pd.DataFrame(rows).set_index("method")
 
 
-def result_rows(p: Params, data, first, metrics, means, s0, pooled, as_paper) -> ResultWriter:
+def result_rows(p: Params, data, cmp: P.Comparison, pooled, as_paper) -> ResultWriter:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seeds[0], dataset=data.dataset)
-    spread = P.seed_spread(metrics, by=("method",))
-    for name, paper in PAPER_OF.items():
-        w.add_metrics(paper, name, first[first["method"] == name], metrics=("auc", "pauc_mcclish", "pauc_raw"))
-        w.add_frame(means[means["method"] == name].assign(unit="mean"), paper=paper)
-        sd = spread.get(name, np.nan)
-        w.add(paper, name, "auc_seed_std", sd, machine=p.machine, unit="mean", note=P.nan_note(sd))
+    cmp.add_rows(w, PAPER_OF, p.machine)
+    s0 = cmp.s0
     for name in (LSTM, GRU):
         ci, note = pooled[name]
         g = s0[s0["method"] == name]
@@ -270,27 +256,20 @@ def run(p: Params, progress: bool = True) -> Result:
     data = P.load_data(p, [p.machine], ids=p.ids)
     n_frames = clip_logmels(data.table["path"].iloc[:1].tolist(), LogMelParams(n_mels=p.n_mels), progress=False)[0].shape[0]
     arch, per_clip = architectures(p, n_frames)
-    t0 = P.Timer()
-    out = run_methods(makers(p), data.table, seeds=list(p.seeds), n_boot=p.n_boot, progress=progress)
-    train_seconds = t0.seconds()
-    metrics, scores, holdout, detectors = out["metrics"], out["scores"], out["holdout"], out["detectors"]
-    first = metrics[metrics["seed"] == p.seeds[0]]
-    s0, h0 = scores[scores["seed"] == p.seeds[0]], holdout[holdout["seed"] == p.seeds[0]]
-    means = P.mean_over_units(s0, by=("method", "machine"), n_boot=p.n_boot, seed=p.seeds[0])
-    units = sorted(first["unit"].unique())
-    specs, titles, curves = error_over_time(detectors, data, p, units[0])
+    cmp = P.compare_methods(makers(p), data, p.seeds, n_boot=p.n_boot, progress=progress)
+    s0, h0, units = cmp.s0, cmp.h0, cmp.units
+    specs, titles, curves = error_over_time(cmp.detectors, data, p, units[0])
     thr = thresholds(s0, h0, p.cal_fraction, p.seed)
     as_paper = {name: as_the_paper(s0, name, rule, p.n_boot, p.seed) for name, rule in PAPER_RULES.items()}
     pooled = {name: P.pooled_auc(s0[s0["method"] == name], model="unit", n_boot=p.n_boot, seed=p.seed,
                                  allow_separate_models=True) for name in (LSTM, GRU)}
-    w = result_rows(p, data, first, metrics, means, s0, pooled, as_paper)
+    w = result_rows(p, data, cmp, pooled, as_paper)
     rows = w.frame()
     w.write()
     return Result(
-        params=p, data=data, arch=arch, n_frames=n_frames, windows_per_clip=per_clip, metrics=metrics, first=first,
-        scores=scores, holdout=holdout, means=means, history=history_frame(detectors), roc_points=roc_points(s0),
-        error_specs=specs, error_titles=titles, error_curves=curves, thresholds=thr, as_paper=as_paper,
-        paper_table=paper_table(as_paper, thr), spread=metrics.groupby(["method", "unit"]).auc.agg(["mean", "std", "min", "max"]),
-        throughput=throughput(detectors, data, p, units[0]), pooled=pooled, rows=rows,
-        board=P.chapter_board("001", rows, CHAPTER), discussion=discussion(p, data, first, means, thr),
-        train_seconds=train_seconds, seconds=timer.seconds())
+        params=p, data=data, cmp=cmp, arch=arch, n_frames=n_frames, windows_per_clip=per_clip,
+        history=history_frame(cmp.detectors), roc_points=roc_points(s0), error_specs=specs, error_titles=titles,
+        error_curves=curves, thresholds=thr, as_paper=as_paper, paper_table=paper_table(as_paper, thr),
+        spread=cmp.spread(), throughput=throughput(cmp.detectors, data, p, units[0]), pooled=pooled, rows=rows,
+        board=P.chapter_board("001", rows, CHAPTER), discussion=discussion(p, data, cmp.first, cmp.means, thr),
+        seconds=timer.seconds())
