@@ -10,6 +10,8 @@
     asdstudy run CHAPTER [--profile P] [-p k v] execute one chapter notebook
     asdstudy reproduce [--profile P]            every chapter, then the book
     asdstudy book                               build the book from executed chapters
+    asdstudy sweep status FOLDER                points done / failed / pending of a sweep
+    asdstudy sweep run FOLDER [--scheduler A]   run a sweep folder's points (dask or local)
 """
 
 from __future__ import annotations
@@ -135,6 +137,46 @@ def verify(dest):
         click.echo(f"{dest}: nothing downloaded by asdstudy here.")
         sys.exit(1)
     click.echo(df.to_string(index=False))
+
+
+@main.group()
+def sweep():
+    """Sweeps (paper 003's grid and other point-by-point runs): status and running."""
+
+
+@sweep.command("status")
+@click.argument("folder", type=click.Path(path_type=Path))
+def sweep_status(folder):
+    """Points done, failed (with their errors) and pending in FOLDER."""
+    from .sweep import Sweep
+
+    st = Sweep.open(folder).status() if (folder / "sweep.json").exists() else Sweep(folder, len).status()
+    counts = st.state.value_counts()
+    click.echo(f"{folder}: {len(st)} points: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
+               f"{counts.get('pending', 0)} pending")
+    if counts.get("done", 0):
+        click.echo(f"seconds per done point: median {st.seconds.median():.1f}, total {st.seconds.sum():.0f}")
+    for r in st[st.state == "failed"].itertuples():
+        click.echo(f"  failed {r.point_id}: {r.error}")
+    sys.exit(1 if counts.get("failed", 0) else 0)
+
+
+@sweep.command("run")
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--scheduler", default=None, help="dask scheduler address (default $ASDSTUDY_DASK_SCHEDULER; "
+              "without one the points run locally with joblib).")
+@click.option("--function", "function", default=None, help="MODULE:FUNCTION (default: the one sweep.json names).")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Local worker processes (no scheduler).")
+def sweep_run(folder, scheduler, function, jobs):
+    """Run the points of FOLDER/points.jsonl not yet stored."""
+    from .sweep import Sweep
+
+    sw = Sweep.open(folder, function)
+    points = sw.points()
+    if not points:
+        raise ASDStudyError(f"{folder}/points.jsonl lists no points.")
+    sw.run(points, n_jobs=jobs, scheduler=scheduler)
+    click.echo(f"{len(points)} points stored in {folder}")
 
 
 from .runner import register as _register_runner  # noqa: E402

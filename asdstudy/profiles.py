@@ -82,22 +82,23 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         # paper 003: one model per machine type; common settings lr 2e-4, latent 8, Glorot
         # uniform, no dropout, beta1 0.5; GANomaly / Skip-GANomaly grid-searched (Table 3), the
         # paper profile uses the published per-machine settings (Tables 4 and 5). train_stride
-        # trains on every n-th frame vector (CPU budget).
+        # trains on every n-th frame vector (CPU budget). ``scheduler``: a dask scheduler address
+        # to run the sweep on a cluster (empty: $ASDSTUDY_DASK_SCHEDULER, else local joblib).
         "smoke": {"machines": ["slider", "valve"], "kinds": ["egbad", "ganomaly", "skip"], "settings": "grid",
                   "grid": {"w_con": [1, 50]},
                   "base": {"epochs": 1, "batch_size": 256, "train_stride": 16, "latent": 8, "n_hidden": 3,
                            "lr": 1e-3, "w_adv": 1, "w_con": 50, "w_enc": 1},
-                  "baseline_epochs": 1, "seeds": [0, 1], "cal_fraction": 0.5},
+                  "baseline_epochs": 1, "seeds": [0, 1], "cal_fraction": 0.5, "scheduler": ""},
         "default": {"machines": "all", "kinds": ["egbad", "ganomaly", "skip"], "settings": "grid",
                     "grid": {"lr": [2e-4, 1e-3], "w_con": [1, 50]},
                     "base": {"epochs": 10, "batch_size": 512, "train_stride": 16, "latent": 8, "n_hidden": 3,
                              "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1},
-                    "baseline_epochs": 3, "seeds": [0, 1], "cal_fraction": 0.5},
+                    "baseline_epochs": 3, "seeds": [0, 1], "cal_fraction": 0.5, "scheduler": ""},
         "paper": {"machines": "all", "kinds": ["egbad", "ganomaly", "skip"], "settings": "paper",
                   "grid": {"lr": [2e-4]},
                   "base": {"epochs": 10, "batch_size": 16, "train_stride": 1, "latent": 8, "n_hidden": 3,
                            "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1},
-                  "baseline_epochs": 100, "seeds": [0, 1, 2], "cal_fraction": 0.5},
+                  "baseline_epochs": 100, "seeds": [0, 1, 2], "cal_fraction": 0.5, "scheduler": ""},
     },
     "ensemble": {
         # paper 000: the boosters' published sizes times ``scale`` (CatBoost 2000 rounds at depth

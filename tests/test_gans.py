@@ -162,12 +162,17 @@ def test_sweep_runs_in_parallel_resumes_and_collects(tmp_path):
         Sweep(tmp_path / "empty", square).collect(pts)
 
 
-def test_one_point_as_a_cluster_task(tmp_path):
-    from asdstudy.sweep import main
+def test_sweep_folder_run_and_status_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from asdstudy.cli import main
 
     pts = expand_grid({"x": [5, 6]})
-    sweep = Sweep(tmp_path, square)
-    sweep.write_points(pts)
-    assert main([str(tmp_path), "1", "tests.test_gans:square"]) == 0
-    assert sweep.collect([pts[1]]).y.tolist() == [36]
-    assert main([str(tmp_path), "9", "tests.test_gans:square"]) == 2
+    Sweep(tmp_path, square).write_points(pts)
+    cli = CliRunner()
+    res = cli.invoke(main, ["sweep", "status", str(tmp_path)])
+    assert res.exit_code == 0 and "2 points: 0 done, 0 failed, 2 pending" in res.output
+    res = cli.invoke(main, ["sweep", "run", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert Sweep(tmp_path, square).collect(pts).y.tolist() == [25, 36]
+    assert "2 done" in cli.invoke(main, ["sweep", "status", str(tmp_path)]).output

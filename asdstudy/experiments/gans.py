@@ -49,6 +49,7 @@ class Params(P.ChapterParams):
     baseline_epochs: int = 3
     seeds: list = field(default_factory=lambda: [0, 1])
     cal_fraction: float = 0.5
+    scheduler: str = ""
 
     def validate(self):
         super().validate()
@@ -272,14 +273,14 @@ def run(p: Params, progress: bool = True) -> Result:
     common = {"root": str(data.root), "code": code, "dataset": data.dataset}
     search, fixed = sweep_points(p, common)
     t0 = P.Timer()
-    res1 = sweep.run(search + fixed, n_jobs=p.jobs, progress=progress)
+    res1 = sweep.run(search + fixed, n_jobs=p.jobs, progress=progress, scheduler=p.scheduler or None)
     keys = (lambda q: p.grid) if p.settings == "grid" else (lambda q: PAPER_SETTINGS[q["kind"]][q["machine"]])
     halves = P.split_halves(test.assign(unit=test["id"]), p.cal_fraction, p.seed)
     sel = selection_table(res1[res1["row"] == "score"], search, halves, keys)
     choice = choose(sel)
     optimism = float((choice["AUC, leaky on eval half"] - choice["AUC, honest on eval half"]).mean()) if len(choice) else np.nan
     finals, extra = final_points(p, choice, search, fixed)
-    res2 = sweep.run(extra, n_jobs=p.jobs, progress=progress) if extra else pd.DataFrame(columns=res1.columns)
+    res2 = sweep.run(extra, n_jobs=p.jobs, progress=progress, scheduler=p.scheduler or None) if extra else pd.DataFrame(columns=res1.columns)
     sweep_seconds = t0.seconds()
     res = pd.concat([res1, res2], ignore_index=True)
     scores = final_scores(res, finals)
