@@ -21,7 +21,7 @@ PROFILES = ("smoke", "default", "paper")
 
 #: The book's chapters, in the order ``asdstudy reproduce`` runs them. The scoreboard is last:
 #: it joins the claims with the result rows of every chapter before it.
-CHAPTER_ORDER = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "explain", "scoreboard")
+CHAPTER_ORDER = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "explain", "scale", "scoreboard")
 #: Chapters that read the other chapters' result rows: they re-run whenever those change.
 CONSUMES_RESULTS = frozenset({"scoreboard"})
 
@@ -133,6 +133,12 @@ CHAPTERS: dict[str, dict[str, dict]] = {
                   "batch_size": 12, "small": {"hidden": 96, "layers": 2, "heads": 4}, "k": 1,
                   "knn_metric": "cosine", "cutoffs": list(range(400, 8000, 400)), "sweep_epochs": 10,
                   "n_bands": 8, "n_masks": 1000, "slime_clips": 0, "detector_epochs": 100},
+    },
+    "scale": {
+        # the same small GAN sweep on joblib and on a dask LocalCluster (or -p scheduler ADDRESS)
+        "smoke": {"machine": "valve", "n_points": 2, "epochs": 1, "train_stride": 64, "scheduler": ""},
+        "default": {"machine": "valve", "n_points": 8, "epochs": 1, "train_stride": 32, "scheduler": ""},
+        "paper": {"machine": "valve", "n_points": 16, "epochs": 1, "train_stride": 8, "scheduler": ""},
     },
     "scoreboard": {"smoke": {}, "default": {}, "paper": {}},
 }

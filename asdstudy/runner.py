@@ -33,6 +33,7 @@ TITLES = {
     "gans": "GAN detectors (paper 003)",
     "ensemble": "The supervised ensemble (paper 000)",
     "explain": "Explaining detector decisions (paper 004)",
+    "scale": "Running at scale",
 }
 
 
