@@ -230,6 +230,10 @@ def build_book(strict: bool = False, quiet: bool = False) -> Path:
         quiet: capture the builder's output (shown on failure).
     """
     write_placeholders()
+    # Sphinx does not overwrite a static file it copied before: drop the book's own ones so
+    # that an edited stylesheet always reaches the built pages
+    for css in (repo_root() / "book" / "_static").glob("*"):
+        (repo_root() / "_build" / "html" / "_static" / css.name).unlink(missing_ok=True)
     exe = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(repo_root()), "--builder", "html"]
     if strict:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "explain", "scoreboard")
+CHAPTERS = ("data", "metrics", "autoencoders", "sequence", "gans", "ensemble", "explain", "scale", "scoreboard")
 
 
 def shoot(exe: str, page: Path, out: Path, width: int, height: int) -> None:
@@ -38,8 +38,11 @@ def trim_and_tile(path: Path, tile: int) -> list[Path]:
     from PIL import Image, ImageChops
 
     img = Image.open(path).convert("RGB")
-    bg = Image.new("RGB", img.size, img.getpixel((img.width - 1, img.height - 1)))
-    box = ImageChops.difference(img, bg).getbbox()
+    # the article column only: the sidebars' borders run the full height of the window
+    # and not the footer, which sits at the bottom of the (tall) window
+    article = img.crop((img.width // 5, 0, img.width * 4 // 5, img.height - 150))
+    bg = Image.new("RGB", article.size, article.getpixel((article.width - 1, article.height - 1)))
+    box = ImageChops.difference(article, bg).getbbox()
     if box:
         img = img.crop((0, 0, img.width, min(img.height, box[3] + 40)))
     out = []

@@ -62,6 +62,7 @@ class Result:
         t = self.timings.set_index("engine")
         return {"scale_points": self.params.n_points, "scale_identical": "identical" if self.identical else "NOT identical",
                 "scale_joblib_pps": t["points per minute"].iloc[0], "scale_dask_pps": t["points per minute"].iloc[1],
+                "scale_ratio": t["points per minute"].iloc[1] / t["points per minute"].iloc[0],
                 "scale_grid_points": int(self.estimate["points"].iloc[0]),
                 "scale_grid_cpu_years": float(self.estimate["CPU-core years"].iloc[0]),
                 "scale_seconds_per_vector": self.seconds_per_vector, "scale_minutes": self.seconds / 60}
