@@ -150,7 +150,7 @@ def _client(scheduler):
     if isinstance(scheduler, Client):
         return scheduler, False
     try:
-        return Client(str(scheduler), timeout="20s"), True
+        return Client(str(scheduler), timeout=os.environ.get("ASDSTUDY_DASK_TIMEOUT", "20s")), True
     except OSError as exc:
         raise ASDStudyError(f"cannot reach the dask scheduler at {scheduler}: {exc}. Start one "
                             "(`dask scheduler`, or a LocalCluster) or unset $ASDSTUDY_DASK_SCHEDULER.") from None

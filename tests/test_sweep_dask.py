@@ -91,7 +91,8 @@ def test_worker_that_cannot_see_the_data_root_names_path_and_worker(cluster, tmp
     assert res.exit_code == 1 and "2 points: 1 done, 1 failed, 0 pending" in res.output
 
 
-def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASDSTUDY_DASK_TIMEOUT", "2s")
     with pytest.raises(ASDStudyError, match="cannot reach the dask scheduler"):
         Sweep(tmp_path, SP.train_tiny).run([{"seed": 0, "lr": 0.1}], scheduler="tcp://127.0.0.1:9", progress=False)
 
