@@ -41,6 +41,14 @@ def results_dir() -> Path:
     return Path(env) if env else repo_root() / "book" / "_results"
 
 
+def data_root(value: str | os.PathLike | None = "") -> Path:
+    """A chapter's data root: the parameter if given, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
+    if value:
+        return Path(value).expanduser().resolve()
+    env = os.environ.get("ASDSTUDY_DATA")
+    return Path(env).resolve() if env else repo_root() / "data"
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 

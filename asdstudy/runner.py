@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import ASDStudyError, __version__
 from .profiles import CHAPTER_ORDER, CONSUMES_RESULTS, parameters
-from .results import repo_root, results_dir
+from .results import data_root, repo_root, results_dir
 
 TITLES = {
     "data": "The data",
@@ -39,14 +39,6 @@ TITLES = {
 
 class ChapterFailed(ASDStudyError):
     pass
-
-
-def data_root(value: str | os.PathLike | None = "") -> Path:
-    """A chapter's data root: the parameter if given, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
-    if value:
-        return Path(value).expanduser().resolve()
-    env = os.environ.get("ASDSTUDY_DATA")
-    return Path(env).resolve() if env else repo_root() / "data"
 
 
 def executed_dir() -> Path:

@@ -219,15 +219,8 @@ class Sweep:
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
-        def safe(p):
-            try:
-                _run_one(self.fn, p, self.folder, threads)
-                return None
-            except Exception as exc:  # recorded, reported after the other points ran
-                return f"{type(exc).__name__}: {exc}"
-
         if n_jobs == 1:
-            results = [safe(p) for p in tqdm(todo, desc="sweep", disable=not progress)]
+            results = [_safe_run(self.fn, p, self.folder, threads) for p in tqdm(todo, desc="sweep", disable=not progress)]
         else:
             jobs = (delayed(_safe_run)(self.fn, p, self.folder, threads) for p in todo)
             results = list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(todo), desc="sweep",

@@ -14,7 +14,6 @@ Layering: this module sits above :mod:`asdstudy.models`, :mod:`asdstudy.metrics`
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import pandas as pd
 
 from .. import ASDStudyError
 from .. import metrics as M
-from ..results import load_claims, repo_root
+from ..results import data_root, load_claims
 
 #: The dataset label of each variant: (synthetic, real).
 DATASET_LABELS = {
@@ -87,10 +86,7 @@ class ChapterParams:
 
     def data_path(self) -> Path:
         """The data root: the parameter, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
-        if self.data_root:
-            return Path(self.data_root).expanduser().resolve()
-        env = os.environ.get("ASDSTUDY_DATA")
-        return Path(env).resolve() if env else repo_root() / "data"
+        return data_root(self.data_root)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

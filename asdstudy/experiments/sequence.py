@@ -3,7 +3,7 @@ slide rail, with the paper's ROC-based thresholds chosen leakily and honestly.
 
 What the paper did: log-mel spectrograms (128 bins, 313 frames) cut into 10-frame windows;
 a 2-layer LSTM (hidden 256) predicts the next frame, a 2-layer GRU autoencoder reconstructs
-the window; a clip's score is its mean window error; one AUC per model (0.9406 / 0.892) and
+the window; a clip's score is its mean window error; one AUC per model (claims.csv) and
 per-class precision/recall at thresholds read off ROC curves of the test set (LSTM: the point
 closest to (0, 1); GRU: TPR fixed at 0.8).
 
