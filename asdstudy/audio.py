@@ -47,6 +47,39 @@ class AudioInfo:
         return self.frames / self.samplerate if self.samplerate else 0.0
 
 
+def declared_frames(path: str | Path) -> int | None:
+    """The frame count a WAV file's header promises (``data`` chunk size / block align), or None
+    for other formats and streamed WAVs whose header gives no size. A file holding fewer frames
+    than this was cut short (an interrupted copy or download)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) >= 14:
+                        block_align = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        fh.read(1)
+                elif cid == b"data":
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + (size % 2), 1)
+    except OSError:
+        return None
+
+
 def info(path: str | Path) -> AudioInfo:
     """Read a clip's header without decoding it.
 
@@ -112,6 +145,12 @@ def load(
         raise AudioError(
             f"{path}: decoding failed ({exc}). The file is corrupt or truncated: fetch it again."
         ) from exc
+    promised = declared_frames(path)
+    if promised is not None and data.shape[0] < promised:
+        raise AudioError(
+            f"{path}: truncated: its header promises {promised} samples ({promised / file_sr:.2f} s) but the "
+            f"file holds {data.shape[0]} ({data.shape[0] / file_sr:.2f} s). The copy or download was cut short: "
+            "fetch the file again.")
     y = np.ascontiguousarray(data[:, channel])
     if y.size == 0:
         raise AudioError(f"{path}: the file holds no samples (empty clip). Delete it and fetch it again.")

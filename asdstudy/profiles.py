@@ -148,12 +148,56 @@ def chapters() -> tuple[str, ...]:
     return CHAPTER_ORDER
 
 
-def parameters(chapter: str, profile: str = "default", overrides: dict | None = None) -> dict:
-    """The parameters of one chapter run: profile values updated by ``overrides``.
+#: The experiment module whose ``Params`` declares each chapter's parameters: the schema (type
+#: of each parameter, allowed values and bounds in its ``validate``) every run is checked
+#: against before a kernel starts. None: only the parameters every chapter shares.
+SCHEMA_MODULES = {"data": "data", "metrics": None, "autoencoders": "autoencoders", "sequence": "sequence",
+                  "gans": "gans", "ensemble": "ensemble", "explain": "explain", "scale": "scale",
+                  "scoreboard": None}
+
+
+def params_class(chapter: str):
+    """The dataclass declaring ``chapter``'s parameters (types, bounds, allowed values)."""
+    import importlib
+
+    from .experiments.protocol import ChapterParams
+
+    mod = SCHEMA_MODULES.get(chapter)
+    return importlib.import_module(f"asdstudy.experiments.{mod}").Params if mod else ChapterParams
+
+
+def validate_parameters(chapter: str, params: dict) -> None:
+    """Check every parameter against the chapter's schema (:func:`params_class`).
 
     Raises:
-        ASDStudyError: unknown chapter or profile, or an override naming a parameter the
-            chapter does not have (papermill would otherwise inject it silently).
+        ASDStudyError: naming the parameter, the value given and what is allowed.
+    """
+    import dataclasses
+
+    cls = params_class(chapter)
+    declared = {f.name for f in dataclasses.fields(cls)}
+    undeclared = sorted(set(params) - declared)
+    if undeclared:  # a profile entry the schema does not know: a bug here, not the user's
+        raise ASDStudyError(f"chapter {chapter!r}: parameter(s) {', '.join(undeclared)} have no declared type "
+                            f"in {cls.__module__}.Params.")
+    try:
+        cls.from_mapping(params)
+    except ASDStudyError as exc:
+        raise ASDStudyError(f"chapter {chapter!r}: {exc}") from None
+
+
+def parameters(chapter: str, profile: str = "default", overrides: dict | None = None,
+               validate: bool = False) -> dict:
+    """The parameters of one chapter run: profile values updated by ``overrides``.
+
+    Args:
+        validate: also check every value against the chapter's schema
+            (:func:`validate_parameters`); the runner does, before any kernel starts.
+
+    Raises:
+        ASDStudyError: unknown chapter or profile, an override naming a parameter the
+            chapter does not have (papermill would otherwise inject it silently), or (with
+            ``validate``) a value of the wrong type or out of range.
     """
     if chapter not in CHAPTERS:
         raise ASDStudyError(f"unknown chapter {chapter!r}; chapters: {', '.join(CHAPTER_ORDER)}.")
@@ -167,4 +211,6 @@ def parameters(chapter: str, profile: str = "default", overrides: dict | None = 
                 f"chapter {chapter!r} has no parameter {key!r}; its parameters are: "
                 f"{', '.join(sorted(params))}.")
         params[key] = value
+    if validate:
+        validate_parameters(chapter, params)
     return params

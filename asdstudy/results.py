@@ -41,6 +41,14 @@ def results_dir() -> Path:
     return Path(env) if env else repo_root() / "book" / "_results"
 
 
+def output_dir() -> Path:
+    """Where a chapter run writes its rows: the runner's private work folder
+    (``$ASDSTUDY_RESULTS_OUT``, published only when the whole notebook has run), else
+    :func:`results_dir` (a chapter module called from Python)."""
+    env = os.environ.get("ASDSTUDY_RESULTS_OUT")
+    return Path(env) if env else results_dir()
+
+
 def data_root(value: str | os.PathLike | None = "") -> Path:
     """A chapter's data root: the parameter if given, else ``$ASDSTUDY_DATA``, else ``<repo>/data``."""
     if value:
@@ -178,7 +186,7 @@ def write_results(df: pd.DataFrame, chapter: str, folder: str | Path | None = No
     missing = [c for c in ("chapter", "paper", "method", "metric", "value") if c not in df]
     if missing:
         raise ASDStudyError(f"result rows lack the column(s) {', '.join(missing)}.")
-    folder = Path(folder) if folder else results_dir()
+    folder = Path(folder) if folder else output_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{chapter}.csv"
     tmp = path.with_suffix(".csv.tmp")

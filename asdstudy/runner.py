@@ -41,8 +41,38 @@ class ChapterFailed(ASDStudyError):
     pass
 
 
-def executed_dir() -> Path:
-    return repo_root() / "book" / "chapters"
+class ChapterInterrupted(ASDStudyError):
+    """A run stopped by SIGINT or SIGTERM: nothing was published."""
+
+
+class ChapterBusy(ASDStudyError):
+    """Another run of the same chapter holds its lock."""
+
+
+#: The profile the committed book shows; runs of the other profiles publish beside it.
+BOOK_PROFILE = "default"
+
+
+def executed_dir(profile: str | None = None) -> Path:
+    """Where the executed notebooks of ``profile`` are published.
+
+    The default profile's are the book's own pages (``book/chapters``); another profile's go to
+    ``book/_profiles/<profile>`` so that a smoke run never replaces what the book shows. Inside
+    a chapter's kernel (no argument) it is the folder the runner names in
+    ``$ASDSTUDY_CHAPTERS``.
+    """
+    env = os.environ.get("ASDSTUDY_CHAPTERS")
+    if profile is None and env:
+        return Path(env)
+    if profile in (None, BOOK_PROFILE):
+        return repo_root() / "book" / "chapters"
+    return repo_root() / "book" / "_profiles" / profile
+
+
+def published_results(profile: str) -> Path:
+    """Where the result rows of ``profile`` are published: the results folder for the default
+    profile (``$ASDSTUDY_RESULTS`` or ``book/_results``), ``<that>/<profile>`` for the others."""
+    return results_dir() if profile == BOOK_PROFILE else results_dir() / profile
 
 
 def runs_dir() -> Path:
@@ -51,6 +81,10 @@ def runs_dir() -> Path:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _file_sha(path: Path) -> str | None:
+    return _sha(path.read_bytes()) if path.exists() else None
 
 
 def package_fingerprint() -> str:
@@ -74,97 +108,285 @@ def data_fingerprint(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def results_fingerprint(exclude: str) -> str:
+def results_fingerprint(exclude: str, profile: str = BOOK_PROFILE) -> str:
     """Hash of the other chapters' result files and of which chapters are executed."""
     h = hashlib.sha256()
-    for p in sorted(results_dir().glob("*.csv")):
+    folder = published_results(profile)
+    for p in sorted(folder.glob("*.csv")) if folder.exists() else []:
         if p.stem != exclude:
             h.update(p.name.encode())
             h.update(p.read_bytes())
-    for p in sorted(executed_dir().glob("*.ipynb")):
+    for p in sorted(executed_dir(profile).glob("*.ipynb")):
         h.update(p.name.encode())
     return h.hexdigest()[:16]
 
 
 def fingerprint(chapter: str, params: dict) -> dict:
     nb = repo_root() / "notebooks" / f"{chapter}.ipynb"
+    profile = params.get("profile", BOOK_PROFILE)
     fp = {"notebook": _sha(nb.read_bytes()), "parameters": params, "version": __version__,
           "package": package_fingerprint(), "data": data_fingerprint(data_root(params.get("data_root")))}
     if chapter in CONSUMES_RESULTS:  # the scoreboard reads every other chapter's results
-        fp["results"] = results_fingerprint(exclude=chapter)
+        fp["results"] = results_fingerprint(exclude=chapter, profile=profile)
     return fp
 
 
-def _state_path(chapter: str) -> Path:
-    return results_dir() / ".runs" / f"{chapter}.json"
+def _state_path(chapter: str, profile: str = BOOK_PROFILE) -> Path:
+    return published_results(profile) / ".runs" / f"{chapter}.json"
 
 
 def is_unchanged(chapter: str, params: dict) -> bool:
-    state = _state_path(chapter)
-    if not state.exists() or not (executed_dir() / f"{chapter}.ipynb").exists():
+    """True when the published run of ``chapter`` is complete and was made with these
+    parameters, this notebook, package and data: its record exists, and the published notebook
+    and result CSV are byte for byte the ones the record names (a torn or foreign write of
+    either makes the chapter run again)."""
+    profile = params.get("profile", BOOK_PROFILE)
+    state = _state_path(chapter, profile)
+    nb = executed_dir(profile) / f"{chapter}.ipynb"
+    if not state.exists() or not nb.exists():
         return False
     try:
-        old = json.loads(state.read_text())["fingerprint"]
+        record = json.loads(state.read_text())
+        old = record["fingerprint"]
+        outputs = record["outputs"]
     except Exception:
+        return False
+    if outputs.get("notebook") != _file_sha(nb):
+        return False
+    if outputs.get("csv") != _file_sha(published_results(profile) / f"{chapter}.csv"):
         return False
     return old == json.loads(json.dumps(fingerprint(chapter, params), default=str))
 
 
+class _Lock:
+    """One run per chapter at a time: an exclusive ``flock`` on ``runs/<chapter>.lock``."""
+
+    def __init__(self, chapter: str):
+        self.path = runs_dir() / f"{chapter}.lock"
+        self.chapter = chapter
+        self.fh = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise ChapterBusy(
+                f"chapter {self.chapter!r} is already running ({holder}); its lock is {self.path}. "
+                "Wait for that run to finish (or stop it), then run again.") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        self.fh.seek(0)
+        self.fh.truncate()
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clear_stale_work(chapter: str) -> None:
+    """Remove work folders of this chapter left by runs that were killed (their pid is gone)."""
+    import shutil
+
+    for w in runs_dir().glob(f"{chapter}.work-*"):
+        try:
+            pid = int(w.name.rsplit("-", 1)[1])
+        except ValueError:
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(w, ignore_errors=True)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the papermill child gets SIGTERM if the runner dies (even by SIGKILL)."""
+    os.setsid()
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _first_error(nb_path: Path) -> dict:
+    """The failing cell of an executed notebook: index, execution count, exception."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(nb_path), as_version=4)
+    except Exception:
+        return {}
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "error":
+                return {"cell": i, "count": cell.get("execution_count"), "ename": out.get("ename"),
+                        "evalue": out.get("evalue")}
+    return {}
+
+
+def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool) -> int:
+    """Run papermill in a child process (its own session) so that SIGINT/SIGTERM stop the kernel
+    and nothing is published. Returns papermill's exit code."""
+    import signal
+
+    import yaml
+
+    pfile = out.with_suffix(".parameters.yml")
+    pfile.write_text(yaml.safe_dump(params, sort_keys=False))
+    cmd = [sys.executable, "-m", "papermill", str(src), str(out), "-f", str(pfile), "-k", "python3",
+           "--cwd", str(repo_root() / "notebooks"), "--request-save-on-cell-execute", "--no-log-output",
+           "--progress-bar" if progress else "--no-progress-bar"]
+    child = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent,
+                             stdout=None if progress else subprocess.DEVNULL,
+                             stderr=None if progress else subprocess.PIPE, text=True)
+    stopped = {}
+
+    def stop(signum, _frame):
+        stopped["signal"] = signum
+        try:
+            os.killpg(child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            _, err = child.communicate()
+        except BaseException:
+            stop(signal.SIGINT, None)
+            raise
+        finally:
+            if child.poll() is None:
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if stopped:
+        raise ChapterInterrupted(signal.Signals(stopped["signal"]).name)
+    if child.returncode and not progress and err:
+        sys.stderr.write(err[-3000:])
+    return child.returncode
+
+
 def run_chapter(chapter: str, profile: str = "default", overrides: dict | None = None,
                 progress: bool = True) -> Path:
-    """Execute one chapter notebook with papermill.
+    """Execute one chapter notebook with papermill and publish it atomically.
+
+    The run holds the chapter's lock, executes into a private work folder
+    (``runs/<chapter>.work-<pid>``: the notebook, and the result rows the kernel writes there
+    through ``$ASDSTUDY_RESULTS_OUT``), and only when every cell has run publishes the notebook
+    and the CSV (``os.replace``) and then the run record holding both files' hashes. A failure,
+    SIGINT or SIGTERM publishes nothing: the previous published notebook, rows and record stay
+    as they were. Parameters are validated before any kernel starts.
 
     Args:
         chapter: the notebook's name in ``notebooks/`` (e.g. "data").
-        profile: smoke, default or paper.
+        profile: smoke, default or paper (each publishes in its own place, see
+            :func:`executed_dir`).
         overrides: parameter values replacing the profile's.
         progress: show papermill's cell progress bar.
 
     Returns:
-        The executed notebook, ``book/chapters/<chapter>.ipynb``.
+        The published notebook.
 
     Raises:
         ChapterFailed: naming the failing cell and where the executed notebook was kept.
+        ChapterInterrupted: stopped by a signal; nothing published.
+        ChapterBusy: another run of the chapter holds its lock.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
+    import shutil
 
     src = repo_root() / "notebooks" / f"{chapter}.ipynb"
     if not src.exists():
         raise ASDStudyError(f"no notebook {src}; chapters: {', '.join(CHAPTER_ORDER)}.")
-    params = parameters(chapter, profile, overrides)
+    params = parameters(chapter, profile, overrides, validate=True)
     runs_dir().mkdir(parents=True, exist_ok=True)
-    executed_dir().mkdir(parents=True, exist_ok=True)
-    work = runs_dir() / f"{chapter}.running.ipynb"
-    os.environ.setdefault("ASDSTUDY_RESULTS", str(results_dir()))
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    os.environ.setdefault("TQDM_MININTERVAL", "5")
-    t0 = time.time()
-    try:
-        pm.execute_notebook(str(src), str(work), parameters=params, kernel_name="python3",
-                            progress_bar=progress, cwd=str(repo_root() / "notebooks"),
-                            request_save_on_cell_execute=True, log_output=False)
-    except PapermillExecutionError as exc:
-        failed = runs_dir() / f"{chapter}.failed.ipynb"
-        if work.exists():
-            os.replace(work, failed)
-        raise ChapterFailed(
-            f"chapter {chapter!r} ({profile}) failed in cell {exc.cell_index} of the executed notebook (execution count "
-            f"{exc.exec_count}): {exc.ename}: {exc.evalue}\nThe executed notebook is kept at {failed}; "
-            "open it to see the full traceback.") from None
-    except BaseException:
-        if work.exists():  # interrupted: keep what ran for inspection, publish nothing
-            os.replace(work, runs_dir() / f"{chapter}.interrupted.ipynb")
-        raise
-    _hide_injected_parameters(work)
-    out = executed_dir() / f"{chapter}.ipynb"
-    os.replace(work, out)
-    (executed_dir() / f"{chapter}.md").unlink(missing_ok=True)
-    state = _state_path(chapter)
+    with _Lock(chapter):
+        _clear_stale_work(chapter)
+        work = runs_dir() / f"{chapter}.work-{os.getpid()}"
+        (work / "results").mkdir(parents=True)
+        nb_work = work / f"{chapter}.ipynb"
+        pub_nb_dir, pub_results = executed_dir(profile), published_results(profile)
+        env = dict(os.environ, ASDSTUDY_RESULTS=str(pub_results), ASDSTUDY_RESULTS_OUT=str(work / "results"),
+                   ASDSTUDY_CHAPTERS=str(pub_nb_dir))
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        env.setdefault("TQDM_MININTERVAL", "5")
+        t0 = time.time()
+        try:
+            try:
+                rc = _execute(src, nb_work, params, env, progress)
+            except (ChapterInterrupted, KeyboardInterrupt) as exc:
+                kept = runs_dir() / f"{chapter}.interrupted.ipynb"
+                if nb_work.exists():
+                    os.replace(nb_work, kept)
+                raise ChapterInterrupted(
+                    f"chapter {chapter!r} ({profile}) was stopped ({exc or 'SIGINT'}) after "
+                    f"{time.time() - t0:.0f} s; nothing was published, the previous results stay as they were. "
+                    f"What had run is kept at {kept}.") from None
+            if rc != 0:
+                failed = runs_dir() / f"{chapter}.failed.ipynb"
+                err = _first_error(nb_work)
+                if nb_work.exists():
+                    os.replace(nb_work, failed)
+                where = (f"in cell {err['cell']} of the executed notebook (execution count {err['count']}): "
+                         f"{err['ename']}: {err['evalue']}") if err else f"(papermill exit {rc}, no cell error recorded)"
+                raise ChapterFailed(
+                    f"chapter {chapter!r} ({profile}) failed {where}\nThe executed notebook is kept at {failed}; "
+                    "open it to see the full traceback. Nothing was published.")
+            _hide_injected_parameters(nb_work)
+            _publish(chapter, profile, params, work, time.time() - t0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return pub_nb_dir / f"{chapter}.ipynb"
+
+
+def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: float) -> None:
+    """Move a finished run's notebook and rows into place, then write the record naming both."""
+    pub_nb_dir, pub_results = executed_dir(profile), published_results(profile)
+    pub_nb_dir.mkdir(parents=True, exist_ok=True)
+    pub_results.mkdir(parents=True, exist_ok=True)
+    nb, csv = pub_nb_dir / f"{chapter}.ipynb", pub_results / f"{chapter}.csv"
+    state = _state_path(chapter, profile)
+    state.unlink(missing_ok=True)  # a publish torn below leaves no record, so the chapter re-runs
+    new_csv = work / "results" / f"{chapter}.csv"
+    if new_csv.exists():
+        os.replace(new_csv, csv)
+    else:
+        csv.unlink(missing_ok=True)  # this run wrote no rows: the old ones are not its
+    os.replace(work / f"{chapter}.ipynb", nb)
+    (pub_nb_dir / f"{chapter}.md").unlink(missing_ok=True)
     state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"fingerprint": fingerprint(chapter, params), "profile": profile,
-                                 "seconds": round(time.time() - t0, 1)}, default=str, indent=1))
-    return out
+    record = {"fingerprint": fingerprint(chapter, params), "profile": profile, "seconds": round(seconds, 1),
+              "outputs": {"notebook": _file_sha(nb), "csv": _file_sha(csv)}}
+    tmp = state.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, default=str, indent=1))
+    os.replace(tmp, state)
 
 
 def _hide_injected_parameters(path: Path) -> None:
@@ -180,14 +402,15 @@ def _hide_injected_parameters(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def write_placeholders() -> list[str]:
+def write_placeholders(folder: Path | None = None) -> list[str]:
     """A page for every chapter of the table of contents that has not been executed yet."""
+    folder = folder or executed_dir(BOOK_PROFILE)
     missing = []
-    executed_dir().mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for chapter in toc_chapters():
-        if not (executed_dir() / f"{chapter}.ipynb").exists():
+        if not (folder / f"{chapter}.ipynb").exists():
             missing.append(chapter)
-            (executed_dir() / f"{chapter}.md").write_text(
+            (folder / f"{chapter}.md").write_text(
                 f"# {TITLES.get(chapter, chapter)}\n\n"
                 f"This chapter has not been run yet. Run it with `asdstudy run {chapter}` "
                 "(or `asdstudy reproduce` for the whole book), then rebuild with `asdstudy book`.\n")
@@ -214,35 +437,66 @@ def toc_chapters() -> list[str]:
     return [f.split("/")[-1] for f in files if f.startswith("book/chapters/")]
 
 
-def build_book(strict: bool = False, quiet: bool = False) -> Path:
-    """Build the HTML book into ``_build/html`` and return the path of its ``index.html``.
+def book_source(profile: str = BOOK_PROFILE) -> Path:
+    """The folder Jupyter Book builds for ``profile``: the repository itself for the book's own
+    profile; for another one a staged copy (``_build/<profile>/source``) of the book's pages
+    with that profile's executed chapters in place of the default ones."""
+    import shutil
+
+    root = repo_root()
+    if profile == BOOK_PROFILE:
+        write_placeholders()
+        return root
+    published = executed_dir(profile)
+    if not any(published.glob("*.ipynb")):
+        raise ASDStudyError(f"no chapter has been run with the {profile} profile yet ({published} is empty); "
+                            f"run `asdstudy run CHAPTER --profile {profile}` or `asdstudy reproduce --profile {profile}`.")
+    stage = root / "_build" / profile / "source"
+    for name in ("_config.yml", "_toc.yml"):
+        stage.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / name, stage / name)
+    if (stage / "book").exists():
+        shutil.rmtree(stage / "book")
+    shutil.copytree(root / "book", stage / "book",
+                    ignore=shutil.ignore_patterns("chapters", "_results", "_profiles", "__pycache__"))
+    shutil.copytree(published, stage / "book" / "chapters", ignore=shutil.ignore_patterns("*.md"))
+    write_placeholders(stage / "book" / "chapters")
+    return stage
+
+
+def build_book(strict: bool = False, quiet: bool = False, profile: str = BOOK_PROFILE) -> Path:
+    """Build the HTML book and return the path of its ``index.html``.
+
+    The default profile's book is ``_build/html``; another profile's is built from its own
+    executed chapters into ``_build/<profile>/source/_build/html`` (see :func:`book_source`).
 
     Args:
         strict: treat Sphinx warnings as errors (``-W -n --keep-going``); the tests use it.
         quiet: capture the builder's output (shown on failure).
+        profile: whose executed chapters the book shows.
     """
-    write_placeholders()
+    src = book_source(profile)
     # Sphinx does not overwrite a static file it copied before: drop the book's own ones so
     # that an edited stylesheet always reaches the built pages
-    for css in (repo_root() / "book" / "_static").glob("*"):
-        (repo_root() / "_build" / "html" / "_static" / css.name).unlink(missing_ok=True)
+    for css in (src / "book" / "_static").glob("*"):
+        (src / "_build" / "html" / "_static" / css.name).unlink(missing_ok=True)
     exe = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(repo_root()), "--builder", "html"]
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(src), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd, cwd=repo_root(), capture_output=quiet, text=True)
+    proc = subprocess.run(cmd, cwd=src, capture_output=quiet, text=True)
     if proc.returncode != 0:
         log = (proc.stdout or "")[-4000:] + (proc.stderr or "")[-4000:] if quiet else ""
         raise ASDStudyError(f"the book build failed (exit {proc.returncode}).\n{log}")
-    index = repo_root() / "_build" / "html" / "index.html"
-    return index
+    return src / "_build" / "html" / "index.html"
 
 
 def reproduce(profile: str = "default", overrides: dict | None = None, progress: bool = True,
               echo=print) -> Path:
     """Run every chapter in order (skipping unchanged ones), then build the book."""
+    every = {c: parameters(c, profile, overrides, validate=True) for c in CHAPTER_ORDER}  # all, before any runs
     for chapter in CHAPTER_ORDER:
-        params = parameters(chapter, profile, overrides)
+        params = every[chapter]
         if is_unchanged(chapter, params):
             echo(f"[{chapter}] unchanged since its last successful run (notebook, parameters, "
                  "package and data): skipped")
@@ -252,7 +506,7 @@ def reproduce(profile: str = "default", overrides: dict | None = None, progress:
         run_chapter(chapter, profile, overrides, progress=progress)
         echo(f"[{chapter}] done in {time.time() - t0:.0f} s")
     echo("[book] building")
-    return build_book()
+    return build_book(profile=profile)
 
 
 def _parse_value(text: str):
@@ -277,8 +531,13 @@ def register(main):
     def run(chapter, profile, params):
         """Execute one chapter notebook into the book (papermill)."""
         overrides = {k: _parse_value(v) for k, v in params}
-        out = run_chapter(chapter, profile, overrides)
-        click.echo(f"executed {out}; rebuild the book with `asdstudy book`")
+        try:
+            out = run_chapter(chapter, profile, overrides)
+        except ChapterInterrupted as exc:
+            click.secho(f"interrupted: {exc}", fg="yellow", err=True)
+            sys.exit(130)
+        flag = "" if profile == BOOK_PROFILE else f" --profile {profile}"
+        click.echo(f"published {out}; rebuild the book with `asdstudy book{flag}`")
 
     @main.command("reproduce")
     @click.option("--profile", type=click.Choice(["smoke", "default", "paper"]), default="default",
@@ -286,11 +545,17 @@ def register(main):
     @click.option("--jobs", "-j", type=int, default=None, help="Worker processes for every chapter.")
     def reproduce_cmd(profile, jobs):
         """Run every chapter in order (skipping unchanged ones), then build the book."""
-        index = reproduce(profile, {"jobs": jobs} if jobs else None, echo=click.echo)
+        try:
+            index = reproduce(profile, {"jobs": jobs} if jobs else None, echo=click.echo)
+        except ChapterInterrupted as exc:
+            click.secho(f"interrupted: {exc}", fg="yellow", err=True)
+            sys.exit(130)
         click.echo(f"book: {index}")
 
     @main.command()
     @click.option("--strict", is_flag=True, help="Warnings are errors.")
-    def book(strict):
+    @click.option("--profile", type=click.Choice(["smoke", "default", "paper"]), default="default",
+                  show_default=True, help="Whose executed chapters the book shows.")
+    def book(strict, profile):
         """Build the book from the executed chapters."""
-        click.echo(f"book: {build_book(strict=strict)}")
+        click.echo(f"book: {build_book(strict=strict, profile=profile)}")

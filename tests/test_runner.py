@@ -63,7 +63,7 @@ def built_book(tmp_path_factory):
     index = runner.reproduce("smoke", progress=False, echo=lambda *_: None)
     # build strictly (warnings are errors) from a clean output folder
     shutil.rmtree(work / "_build")
-    index = runner.build_book(strict=True, quiet=True)
+    index = runner.build_book(strict=True, quiet=True, profile="smoke")
     yield work, index
     mp.undo()
 
@@ -71,15 +71,18 @@ def built_book(tmp_path_factory):
 def test_reproduce_builds_book_with_scoreboard(built_book):
     work, index = built_book
     assert index.exists()
-    html = (work / "_build/html/book/chapters/scoreboard.html").read_text()
+    html_root = index.parent
+    assert html_root == work / "_build/smoke/source/_build/html"  # a smoke book, beside the default one
+    html = (html_root / "book/chapters/scoreboard.html").read_text()
     assert "Scoreboard: claimed versus reproduced" in html
     assert "not yet run" in html and "0.9965" in html  # a claim row of the scoreboard table
     m = re.search(r"The claims file holds\s*(?:<[^>]+>\s*)*(\d+)", html)
     assert m and int(m.group(1)) > 150  # the glued count, not a blank
-    data = (work / "_build/html/book/chapters/data.html").read_text()
+    data = (html_root / "book/chapters/data.html").read_text()
     assert "<audio" in data and "reference detector" in data.lower()
     assert re.search(r"ranges from\s*(?:<[^>]+>\s*)*0\.\d{3}", data)  # glued AUC, formatted
-    assert (work / "book/_results/data.csv").exists()
+    assert (work / "book/_results/smoke/data.csv").exists() and not (work / "book/_results/data.csv").exists()
+    assert (work / "book/_profiles/smoke/data.ipynb").exists() and not (work / "book/chapters/data.ipynb").exists()
 
 
 class _Links(HTMLParser):
@@ -96,8 +99,8 @@ class _Links(HTMLParser):
 
 
 def test_no_broken_internal_links_or_missing_images(built_book):
-    work, _ = built_book
-    html_root = work / "_build/html"
+    work, index = built_book
+    html_root = index.parent
     problems = []
     for page in html_root.rglob("*.html"):
         p = _Links()
@@ -115,14 +118,14 @@ def test_no_broken_internal_links_or_missing_images(built_book):
 def test_second_reproduce_skips_unchanged(built_book, monkeypatch):
     work, _ = built_book
     monkeypatch.setattr(runner, "repo_root", lambda: work)
-    monkeypatch.setattr(runner, "build_book", lambda **k: work / "_build/html/index.html")
+    monkeypatch.setattr(runner, "build_book", lambda **k: work / "_build/smoke/source/_build/html/index.html")
     said = []
     runner.reproduce("smoke", progress=False, echo=said.append)
     assert all("unchanged" in s for s in said if s.startswith("[") and not s.startswith("[book]")), said
     # a parameter change re-runs that chapter
     assert not runner.is_unchanged("metrics", parameters("metrics", "smoke", {"seed": 3}))
     # new results from another chapter make the scoreboard stale, not the others
-    extra = work / "book" / "_results" / "autoencoders.csv"
+    extra = work / "book" / "_results" / "smoke" / "autoencoders.csv"
     extra.write_text("chapter,paper,method,metric,value\nautoencoders,002,VAE,auc,0.9\n")
     try:
         assert not runner.is_unchanged("scoreboard", parameters("scoreboard", "smoke"))
@@ -146,6 +149,8 @@ def test_failing_cell_is_named_and_notebook_kept(tmp_path, monkeypatch):
     kept = tmp_path / "runs" / "metrics.failed.ipynb"
     assert kept.exists() and "boom 7" in kept.read_text()
     assert not (tmp_path / "book/chapters/metrics.ipynb").exists()
+    assert not (tmp_path / "book/_profiles/smoke/metrics.ipynb").exists()
+    assert not list((tmp_path / "runs").glob("metrics.work-*"))  # the work folder is gone
 
 
 def test_cli_run_injects_parameter(tmp_path, monkeypatch):
@@ -156,10 +161,10 @@ def test_cli_run_injects_parameter(tmp_path, monkeypatch):
     monkeypatch.setenv("ASDSTUDY_RESULTS", str(work / "results"))
     r = CliRunner().invoke(main, ["run", "metrics", "--profile", "smoke", "-p", "seed", "7"])
     assert r.exit_code == 0, r.output
-    nb = nbformat.read(work / "book/chapters/metrics.ipynb", as_version=4)
+    nb = nbformat.read(work / "book/_profiles/smoke/metrics.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "seed = 7" in injected[0].source
-    state = json.loads((work / "results/.runs/metrics.json").read_text())
+    state = json.loads((work / "results/smoke/.runs/metrics.json").read_text())
     assert state["fingerprint"]["parameters"]["seed"] == 7
     r = CliRunner().invoke(main, ["run", "metrics", "-p", "sed", "7"])
     assert r.exit_code == 2 and "has no parameter 'sed'" in r.output

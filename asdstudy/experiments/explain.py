@@ -129,7 +129,7 @@ def spectral_centroids(train: pd.DataFrame) -> pd.DataFrame:
 
     rows = []
     for path in train["path"]:
-        y, sr = load(path, sr=SR)
+        y, sr = load(path, expected_sr=SR)
         c = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=2048, hop_length=512)[0]
         rows.append((c.mean(), c.std()))
     cent = pd.DataFrame(rows, columns=["mean_hz", "within_clip_std_hz"]).assign(machine=train["machine"].to_numpy())

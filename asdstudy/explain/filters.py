@@ -54,7 +54,7 @@ def _write_one(path: str, out: Path, kind: str, cutoff: float, sr: int) -> None:
 
     if out.exists():
         return
-    y, _ = load(path, sr=sr)
+    y, _ = load(path, expected_sr=sr)
     tmp = out.with_suffix(f".tmp{os.getpid()}.wav")
     sf.write(tmp, filter_audio(y, sr, kind, cutoff), sr, subtype="FLOAT")
     os.replace(tmp, out)

@@ -19,9 +19,15 @@ __all__ = ["LogMelParams", "logmel", "logmel_torch", "stack_frames", "sequence_w
            "clip_logmels", "clip_frame_vectors", "frame_vectors_of", "logmel_file", "FeatureCache", "extract"]
 
 
+#: Shortest clip the feature functions accept (seconds): every dataset here has 2 s clips or longer.
+MIN_CLIP_SECONDS = 1.0
+
+
 def logmel_file(path: str, params: LogMelParams = LogMelParams(), channel: int = 0) -> np.ndarray:
-    """Load one clip (channel ``channel``, resampled to ``params.sr``) and return its log-mel."""
-    y, _ = load(path, sr=params.sr, channel=channel)
+    """Load one clip (channel ``channel``) and return its log-mel. A clip at any rate other than
+    ``params.sr`` is refused (never resampled silently), as is one shorter than
+    :data:`MIN_CLIP_SECONDS` or truncated against its header."""
+    y, _ = load(path, expected_sr=params.sr, channel=channel, min_duration=MIN_CLIP_SECONDS)
     return logmel(y, params)
 
 

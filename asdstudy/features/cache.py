@@ -1,9 +1,20 @@
-"""An on-disk feature cache, so that re-running a chapter does not recompute features.
+"""An on-disk feature cache that cannot serve stale or damaged features.
 
-A cached array is keyed by the clip's identity (absolute path, size, modification time) and by
-the feature's name and parameters: change a parameter, or regenerate a clip, and the key
-changes. Arrays are ``.npy`` files written atomically (temporary file, then rename), so an
-interrupted extraction never leaves a truncated entry behind.
+An entry is keyed by three things:
+
+* the **content** of the clip: a BLAKE2b hash of the file's bytes, computed once and
+  remembered by the file's path, size, modification time, change time and inode, so a clip
+  replaced in place with the same size and mtime (``cp -p``, ``rsync -a``) is hashed again
+  (its change time or inode differs) and recomputed when its bytes differ;
+* the **feature definition**: its name and parameters;
+* the **code** that computes it: a fingerprint of ``asdstudy/audio.py`` and every module of
+  ``asdstudy/features`` (:func:`code_fingerprint`), so a fix in the feature code never reads
+  features the old code computed.
+
+Arrays are ``.npy`` files written atomically (temporary file, then rename) beside a small
+record of their dtype, shape and a hash of their bytes; an entry whose array does not match
+its record (truncated, replaced, zeroed) is discarded and recomputed, never returned. A clip
+that is missing raises :class:`~asdstudy.audio.AudioError`.
 
 The cache lives in ``$ASDSTUDY_CACHE`` if set, else ``~/.cache/asdstudy``.
 """
@@ -13,26 +24,79 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .. import __version__
+from ..audio import AudioError
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ASDSTUDY_CACHE", Path.home() / ".cache" / "asdstudy"))
 
 
-def clip_key(path: str | Path) -> str:
-    p = Path(path).resolve()
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of the code features are computed with: ``audio.py`` and ``features/*.py``."""
+    pkg = Path(__file__).resolve().parent.parent
+    h = hashlib.blake2b(digest_size=8)
+    for p in [pkg / "audio.py", *sorted((pkg / "features").glob("*.py"))]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _stat_key(p: Path) -> str:
     st = p.stat()
-    return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+
+
+def content_hash(path: str | Path, root: str | Path | None = None) -> str:
+    """BLAKE2b (16 bytes) of a clip's bytes, remembered by path + size + mtime + ctime + inode.
+
+    Raises:
+        AudioError: the clip does not exist.
+    """
+    p = Path(path).resolve()
+    try:
+        key = _stat_key(p)
+    except FileNotFoundError:
+        raise AudioError(f"{p}: no such file. Check the path, or regenerate/download the dataset "
+                         "(`asdstudy data check` lists what is missing or damaged).") from None
+    memo = Path(root or cache_dir()) / "content" / hashlib.sha1(str(p).encode()).hexdigest()[:2] / (
+        hashlib.sha1(str(p).encode()).hexdigest() + ".json")
+    try:
+        rec = json.loads(memo.read_text())
+        if rec.get("stat") == key and rec.get("path") == str(p):
+            return rec["hash"]
+    except Exception:
+        pass
+    h = hashlib.blake2b(digest_size=16)
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    digest = h.hexdigest()
+    _atomic_write_text(memo, json.dumps({"path": str(p), "stat": key, "hash": digest}))
+    return digest
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def array_digest(arr: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest()
 
 
 def feature_key(name: str, params: dict) -> str:
-    blob = json.dumps({"name": name, "params": params}, sort_keys=True, default=str)
+    blob = json.dumps({"name": name, "params": params, "code": code_fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -48,31 +112,48 @@ class FeatureCache:
     def __init__(self, name: str, params: dict, root: str | Path | None = None):
         self.name = name
         self.params = params
-        self.dir = Path(root or cache_dir()) / f"{name}-{feature_key(name, params)}"
+        self.root = Path(root or cache_dir())
+        self.dir = self.root / f"{name}-{feature_key(name, params)}"
+        self.rejected: list[str] = []
 
     def path_for(self, clip: str | Path) -> Path:
-        h = hashlib.sha1(clip_key(clip).encode()).hexdigest()
+        h = content_hash(clip, self.root)
         return self.dir / h[:2] / f"{h}.npy"
 
     def get(self, clip) -> np.ndarray | None:
+        """The cached array of ``clip``, or None. An entry that does not match its record
+        (dtype, shape, bytes) is deleted and reported in :attr:`rejected`."""
         p = self.path_for(clip)
-        if p.exists():
-            try:
-                return np.load(p)
-            except Exception:  # a damaged entry is recomputed, never trusted
-                p.unlink(missing_ok=True)
+        if not p.exists():
+            return None
+        meta = p.with_suffix(".json")
+        try:
+            rec = json.loads(meta.read_text())
+            arr = np.load(p, allow_pickle=False)
+            ok = (str(arr.dtype) == rec["dtype"] and list(arr.shape) == rec["shape"]
+                  and array_digest(arr) == rec["digest"])
+        except Exception:
+            ok = False
+        if ok:
+            return arr
+        self.rejected.append(str(clip))
+        p.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
         return None
 
     def put(self, clip, arr: np.ndarray) -> None:
+        arr = np.asarray(arr)
         p = self.path_for(clip)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".tmp{os.getpid()}.npy")
+        tmp = p.with_name(f".{p.stem}.tmp{os.getpid()}.npy")
         np.save(tmp, arr)
+        _atomic_write_text(p.with_suffix(".json"), json.dumps(
+            {"clip": str(clip), "dtype": str(arr.dtype), "shape": list(arr.shape), "digest": array_digest(arr)}))
         os.replace(tmp, p)
         meta = self.dir / "feature.json"
         if not meta.exists():
-            meta.write_text(json.dumps({"name": self.name, "params": self.params,
-                                        "asdstudy": __version__}, default=str, indent=1))
+            _atomic_write_text(meta, json.dumps({"name": self.name, "params": self.params, "code": code_fingerprint(),
+                                                 "asdstudy": __version__}, default=str, indent=1))
 
 
 def _compute_one(fn: Callable, path: str, cache: FeatureCache | None):
@@ -119,6 +200,10 @@ def extract(
             todo.append(i)
         else:
             out[i] = hit
+    if cache is not None and cache.rejected:
+        shown = ", ".join(Path(c).name for c in cache.rejected[:3])
+        warnings.warn(f"{name}: {len(cache.rejected)} cached entr{'y' if len(cache.rejected) == 1 else 'ies'} did not "
+                      f"match their record (damaged or replaced; e.g. {shown}) and are recomputed.", stacklevel=2)
     if todo:
         jobs = (delayed(_compute_one)(fn, paths[i], cache) for i in todo)
         results = Parallel(n_jobs=n_jobs, return_as="generator")(jobs)

@@ -258,7 +258,7 @@ def ast_spectrogram(y: np.ndarray, p: ASTInputParams = ASTInputParams()) -> np.n
 def _ast_spectrogram_file(path: str, p: ASTInputParams) -> np.ndarray:
     from ..audio import load
 
-    y, _ = load(path, sr=p.sr)
+    y, _ = load(path, expected_sr=p.sr, min_duration=1.0)
     return ast_spectrogram(y, p)
 
 

@@ -165,7 +165,7 @@ def handcrafted_features(y, sr: int = SR) -> np.ndarray:
 def _one(path: str) -> np.ndarray:
     from ..audio import load
 
-    y, sr = load(path, sr=SR)
+    y, sr = load(path, sr=SR, min_duration=1.0)  # resampled to 22.05 kHz on purpose: the paper's librosa.load
     try:
         return handcrafted_features(y, sr)
     except ASDStudyError as e:
