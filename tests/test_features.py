@@ -1,3 +1,7 @@
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -89,3 +93,90 @@ def test_real_clips_features(shared_data):
     assert logmel_file(str(toycar)).shape == (344, 128)  # 11 s
     mimii = shared_data / "mimii_sample/0_dB_slider/slider/id_02/abnormal/00000000.wav"
     assert logmel_file(str(mimii), channel=0).shape == (313, 128)
+
+
+def _copy_clips(tiny_synth, tmp_path, n=2):
+    src = sorted((tiny_synth / "dcase2020/dev_data/valve/train").glob("*.wav"))[:n]
+    out = []
+    for s in src:
+        d = tmp_path / s.name
+        shutil.copy2(s, d)
+        out.append(str(d))
+    return out
+
+
+def test_a_clip_replaced_with_the_same_size_and_mtime_is_recomputed(tiny_synth, tmp_path):
+    """`cp -p` / `rsync -a` of other bytes over a clip: same size, same mtime, new content."""
+    a, b = _copy_clips(tiny_synth, tmp_path)
+    p = LogMelParams(n_mels=32)
+    first = clip_logmels([a], p, progress=False)[0]
+    st = os.stat(a)
+    assert os.path.getsize(b) == st.st_size
+    with open(a, "r+b") as fh:  # overwrite in place (same inode), then restore the old mtime
+        fh.write(Path(b).read_bytes())
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(a).st_mtime_ns == st.st_mtime_ns and os.stat(a).st_size == st.st_size
+    again = clip_logmels([a], p, progress=False)[0]
+    np.testing.assert_allclose(again, logmel_file(b, p), atol=1e-4)
+    assert np.abs(again - first).max() > 1.0  # the other clip's features, not the stale ones
+
+
+def test_a_change_to_the_feature_code_changes_what_the_cache_returns(tiny_synth, tmp_path, monkeypatch):
+    from asdstudy.features import cache as C
+
+    (a,) = _copy_clips(tiny_synth, tmp_path, 1)
+    p = LogMelParams(n_mels=32)
+    clip_logmels([a], p, progress=False)
+    old_dir = FeatureCache("logmel", dict(p.key(), channel=0)).path_for(a)
+    # the same entry, served by "fixed" feature code: a different fingerprint, a different key
+    monkeypatch.setattr(C, "code_fingerprint", lambda: "after-a-fix")
+    new = FeatureCache("logmel", dict(p.key(), channel=0))
+    assert new.path_for(a) != old_dir and new.get(a) is None
+    calls = []
+    monkeypatch.setattr(C, "_compute_one", lambda fn, path, cache: calls.append(path) or np.ones((3, 3), "float32"))
+    out = C.extract([a], lambda x: None, "logmel", dict(p.key(), channel=0), progress=False)
+    assert calls == [a] and out[0].shape == (3, 3)
+
+
+def test_the_code_fingerprint_covers_audio_and_the_feature_modules():
+    from asdstudy.features import cache as C
+
+    C.code_fingerprint.cache_clear()
+    fp = C.code_fingerprint()
+    assert len(fp) == 16 and fp == C.code_fingerprint()
+
+
+@pytest.mark.parametrize("damage", ["zeros same shape", "wrong shape", "wrong dtype", "garbage", "no record"])
+def test_a_damaged_but_loadable_cache_entry_is_rejected(tiny_synth, tmp_path, damage):
+    (a,) = _copy_clips(tiny_synth, tmp_path, 1)
+    p = LogMelParams(n_mels=32)
+    good = clip_logmels([a], p, progress=False)[0]
+    cache = FeatureCache("logmel", dict(p.key(), channel=0))
+    entry = cache.path_for(a)
+
+    def spoil():
+        if damage == "zeros same shape":
+            np.save(entry, np.zeros_like(good))
+        elif damage == "wrong shape":
+            np.save(entry, good[:10])
+        elif damage == "wrong dtype":
+            np.save(entry, good.astype("float64"))
+        elif damage == "garbage":
+            entry.write_bytes(b"garbage")
+        else:
+            entry.with_suffix(".json").unlink()
+
+    spoil()
+    with pytest.warns(UserWarning, match="did not match their record"):
+        again = clip_logmels([a], p, progress=False)[0]
+    np.testing.assert_allclose(again, good, atol=1e-4)  # recomputed (float32 BLAS noise aside)
+    spoil()
+    assert cache.get(a) is None and cache.rejected == [a]
+    assert not entry.exists()  # the bad entry is gone, recomputed on the next read
+
+
+def test_a_missing_clip_raises_the_studys_audio_error(tmp_path):
+    from asdstudy.audio import AudioError
+
+    with pytest.raises(AudioError, match=r"gone\.wav: no such file.*data check"):
+        clip_logmels([str(tmp_path / "gone.wav")], LogMelParams(n_mels=32), progress=False)
