@@ -6,7 +6,8 @@
     asdstudy data generate --profile default    write the synthetic factory's set
     asdstudy data list [ROOT]                   the clip table of a folder, summarised
     asdstudy data download DATASET --dest DIR   fetch official archives (checksums verified)
-    asdstudy data verify DIR                    which archives are complete in DIR
+    asdstudy data verify DIR                    archives in DIR checked against the files on disk
+    asdstudy data check DIR                     open every clip, list every bad one
     asdstudy run CHAPTER [--profile P] [-p k v] execute one chapter notebook
     asdstudy reproduce [--profile P]            every chapter, then the book
     asdstudy book                               build the book from executed chapters
@@ -99,7 +100,13 @@ def list_(root, layout, csv_out):
     from .datasets.synthetic import synthetic_root
 
     root = root or synthetic_root(default_data_root(), "default") / "dcase2020"
-    df = clip_table(root, layout=layout)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        df = clip_table(root, layout=layout)
+    for w in said:
+        click.secho(f"warning: {w.message}", fg="yellow", err=True)
     unit = df["id"].fillna(df["section"])
     summary = (df.assign(unit=unit, label=df["label"].map({0: "normal", 1: "anomaly"}).fillna("unknown"))
                .groupby(["machine", "unit", "domain", "split", "label"]).size().unstack("label", fill_value=0))
@@ -116,27 +123,67 @@ def list_(root, layout, csv_out):
 @click.option("--machines", "-m", multiple=True, help="Machine types (repeat); default all.")
 @click.option("--base-url", default=None, help="Mirror serving the archives by file name.")
 @click.option("--keep-archives", is_flag=True, help="Keep the zip files after unpacking.")
-def download(dataset, dest, machines, base_url, keep_archives):
+@click.option("--md5", "md5s", multiple=True, metavar="ARCHIVE=HASH",
+              help="The MD5 of an archive whose record publishes none (repeat).")
+def download(dataset, dest, machines, base_url, keep_archives, md5s):
     """Fetch DATASET's official archives: dcase2020-dev, dcase2020-add, dcase2020-eval,
     dcase2021-dev, dcase2021-eval-train, dcase2023-dev, mimii. Checksums are verified;
     an interrupted download resumes when run again."""
     from .datasets.download import download as dl
 
-    dl(dataset, dest, machines=machines or None, base_url=base_url, keep_archives=keep_archives)
+    pairs = {}
+    for item in md5s:
+        name, sep, value = item.partition("=")
+        if not sep or len(value) != 32:
+            raise click.BadParameter(f"{item!r}: give ARCHIVE=HASH with a 32-digit MD5, e.g. "
+                                     "dev_data_fan.zip=0123456789abcdef0123456789abcdef", param_hint="--md5")
+        pairs[name] = value.lower()
+    dl(dataset, dest, machines=machines or None, base_url=base_url, keep_archives=keep_archives, md5=pairs)
     click.echo(f"{dataset} in {dest}")
 
 
 @data.command()
 @click.argument("dest", type=click.Path(path_type=Path))
-def verify(dest):
-    """Which archives are completely downloaded and unpacked in DEST."""
+@click.option("--quick", is_flag=True, help="Compare file sizes only (no CRC of the contents).")
+def verify(dest, quick):
+    """Archives downloaded into DEST, checked against the files on disk (count, sizes, CRC-32).
+    Exit 1 unless every archive is complete."""
     from .datasets.download import verify as ver
 
-    df = ver(dest)
+    df = ver(dest, contents=not quick, progress=True)
     if df.empty:
         click.echo(f"{dest}: nothing downloaded by asdstudy here.")
         sys.exit(1)
-    click.echo(df.to_string(index=False))
+    click.echo(df.drop(columns=["md5"]).to_string(index=False))
+    bad = df[df["state"] != "complete"]
+    if len(bad):
+        click.secho(f"{len(bad)} of {len(df)} archive(s) not complete: run the same `asdstudy data download` "
+                    "again (a damaged archive: delete its marker in .asdstudy/ first).", fg="red", err=True)
+        sys.exit(1)
+
+
+@data.command()
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--layout", default="auto", show_default=True, help="auto, dcase2020, dcase2021, mimii.")
+@click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Write the list of bad clips here.")
+def check(root, layout, jobs, csv_out):
+    """Open every clip under ROOT and list every bad one (unreadable, empty, truncated, silent,
+    NaN, wrong rate or channels, too short). Exit 1 if any."""
+    from .datasets.check import check_folder
+
+    bad = check_folder(root, layout=layout, n_jobs=jobs)
+    n = bad.attrs["n_clips"]
+    if csv_out:
+        bad.to_csv(csv_out, index=False)
+    if bad.empty:
+        click.echo(f"{root}: all {n} clips are fine ({bad.attrs['layout']} layout).")
+        return
+    for r in bad.itertuples():
+        click.echo(f"{Path(r.path).relative_to(root)}: {r.problem}")
+    click.secho(f"{len(bad)} of {n} clips are bad; fetch or generate them again (or remove them) before running "
+                "a chapter.", fg="red", err=True)
+    sys.exit(1)
 
 
 @main.group()

@@ -83,3 +83,103 @@ def test_dcase2020_additional_training_and_evaluation_names(tmp_path):
     assert subsets == {"additional_training", "evaluation", "development"}
     ev = df[df.attributes.str.contains('"evaluation"')].iloc[0]
     assert pd.isna(ev.label) and ev.id == "01"
+
+
+def _copy_set(tiny_synth, tmp_path):
+    import shutil
+
+    root = tmp_path / "set"
+    shutil.copytree(tiny_synth / "dcase2020", root, ignore=shutil.ignore_patterns("ground_truth", ".asdstudy"))
+    return root
+
+
+def test_a_stray_file_of_another_layout_does_not_change_the_detected_layout(tiny_synth, tmp_path):
+    import shutil
+
+    root = _copy_set(tiny_synth, tmp_path)
+    n = len(clip_table(root))
+    one = next(root.rglob("*.wav"))
+    shutil.copy(one, root / "section_00_source_train_normal_0000_strength_1.wav")
+    assert detect_layout(root) == "dcase2020"
+    with pytest.warns(UserWarning, match=r"1 WAV file\(s\) do not fit the dcase2020 layout and were skipped \(e.g. section_00"):
+        df = clip_table(root)
+    assert len(df) == n and df.attrs["skipped"] == [str(root / "section_00_source_train_normal_0000_strength_1.wav")]
+
+
+def test_a_folder_mixing_layouts_is_refused_unless_a_layout_is_given(tiny_synth, tmp_path):
+    import shutil
+
+    root = _copy_set(tiny_synth, tmp_path)
+    n = len(clip_table(root))
+    wavs = sorted(root.rglob("*.wav"))
+    (root / "other" / "fan" / "train").mkdir(parents=True)
+    for i, w in enumerate(wavs[: n // 2]):
+        shutil.copy(w, root / "other/fan/train" / f"section_00_source_train_normal_{i:04d}_a_1.wav")
+    with pytest.raises(DatasetError, match=r"mixes dataset layouts \(\d+ dcase2020, \d+ dcase2021.*--layout dcase2020"):
+        clip_table(root)
+    with pytest.warns(UserWarning, match="skipped"):
+        assert len(clip_table(root, layout="dcase2020")) == n
+
+
+def test_a_half_unpacked_set_lists_with_a_warning(tiny_synth, tmp_path):
+    root = _copy_set(tiny_synth, tmp_path)
+    (root / ".unpack" / "dev_data_fan.zip").mkdir(parents=True)
+    with pytest.warns(UserWarning, match=r"was being unpacked here when it stopped.*download. again"):
+        clip_table(root)
+
+
+def test_the_mimii_message_shows_its_pattern_literally(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(DatasetError) as e:
+        read_mimii(tmp_path / "m")
+    assert "{normal,abnormal}" in str(e.value) and "{{" not in str(e.value)
+
+
+def test_data_check_lists_every_bad_clip_at_once(tiny_synth, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from asdstudy.cli import main
+    from asdstudy.datasets.check import check_folder
+
+    root = _copy_set(tiny_synth, tmp_path)
+    wavs = sorted((root / "dev_data/valve/train").glob("*.wav"))
+    y, sr = sf.read(wavs[0])
+    sf.write(wavs[0], np.zeros_like(y), sr, subtype="PCM_16")                     # silent
+    raw = wavs[1].read_bytes()
+    wavs[1].write_bytes(raw[: 44 + (len(raw) - 44) // 3])                          # truncated
+    wavs[2].write_bytes(b"RIFF garbage")                                            # unreadable
+    sf.write(wavs[3], y[: sr // 5], sr, subtype="PCM_16")                           # 0.2 s
+    slider = sorted((root / "dev_data/slider/train").glob("*.wav"))
+    sf.write(slider[0], y[: len(y) // 2], 8000, subtype="PCM_16")                   # 8 kHz
+    sf.write(slider[1], np.stack([y] * 8, axis=1), sr, subtype="PCM_16")          # 8 channels
+    bad = check_folder(root, n_jobs=1, progress=False)
+    problems = dict(zip([p.split("/")[-3] + "/" + p.split("/")[-1] for p in bad.path], bad.problem))
+    assert len(bad) == 6, problems
+    assert "silent" in problems[f"valve/{wavs[0].name}"]
+    assert "truncated" in problems[f"valve/{wavs[1].name}"]
+    assert "unreadable" in problems[f"valve/{wavs[2].name}"]
+    assert "too short (0.20 s" in problems[f"valve/{wavs[3].name}"]
+    assert "8000 Hz (the dataset's rate is 16000 Hz)" in problems[f"slider/{slider[0].name}"]
+    assert "8 channel(s) (dcase2020 clips have 1)" in problems[f"slider/{slider[1].name}"]
+    assert bad.attrs["n_clips"] == len(list(root.rglob("*.wav")))
+    r = CliRunner().invoke(main, ["data", "check", str(root), "-j", "1"])
+    assert r.exit_code == 1 and "6 of" in r.output and r.output.count(": ") >= 6
+
+
+def test_data_check_passes_a_good_set(tiny_synth, tmp_path):
+    from click.testing import CliRunner
+
+    from asdstudy.cli import main
+
+    root = _copy_set(tiny_synth, tmp_path)
+    r = CliRunner().invoke(main, ["data", "check", str(root), "-j", "1"])
+    assert r.exit_code == 0 and "are fine (dcase2020 layout)" in r.output
+
+
+def test_data_check_on_the_real_sample_clips(shared_data):
+    from asdstudy.datasets.check import check_folder
+
+    assert check_folder(shared_data / "dcase2020_task2_sample", n_jobs=1, progress=False).empty
+    assert check_folder(shared_data / "mimii_sample", n_jobs=1, progress=False).empty  # 8 channels expected

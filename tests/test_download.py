@@ -61,7 +61,7 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     md5 = hashlib.md5(data).hexdigest()
     a = Archive("dcase2020-dev", "fan", "dev_data_fan.zip", server.url + "/dev_data_fan.zip", md5)
     server.cut_after = 200_000
-    with pytest.raises(DownloadError, match="What arrived is kept; run the same command again to resume"):
+    with pytest.raises(DownloadError, match=r"What arrived \(\d+ bytes\) is kept in .*part; run the same command again to resume"):
         fetch(a, tmp_path, progress=False)
     part = tmp_path / ".downloads/partial/dev_data_fan.zip.part"
     assert part.exists() and 0 < part.stat().st_size < len(data)
@@ -116,3 +116,65 @@ def test_pinned_checksums_match_reference(shared_data):
     from asdstudy.datasets.download import dcase2020_archives
 
     assert dcase2020_archives().sort_values("filename").md5.tolist() == ref.sort_values("filename").md5.tolist()
+
+
+def test_verify_compares_the_files_on_disk_with_the_archive(server, tmp_path):
+    """Deleted and zeroed (same size) files make verify say "damaged", not "complete"."""
+    data = _fixture_archive()
+    server.files["/dev_data_fan.zip"] = data
+    a = Archive("dcase2020-dev", "fan", "dev_data_fan.zip", server.url + "/dev_data_fan.zip",
+                hashlib.md5(data).hexdigest())
+    fetch(a, tmp_path, progress=False)
+    assert verify(tmp_path).iloc[0].state == "complete"
+    train = sorted((tmp_path / "dev_data/fan/train").glob("*.wav"))
+    train[0].unlink()
+    v = verify(tmp_path).iloc[0]
+    assert (v.state, v.missing, v.differ) == ("damaged", 1, 0) and v.example.endswith(train[0].name)
+    train[1].write_bytes(bytes(train[1].stat().st_size))  # zeroed, same size
+    v = verify(tmp_path).iloc[0]
+    assert (v.missing, v.differ) == (1, 1)
+    assert verify(tmp_path, contents=False).iloc[0].differ == 0  # --quick compares sizes only
+    from click.testing import CliRunner
+
+    from asdstudy.cli import main
+
+    r = CliRunner().invoke(main, ["data", "verify", str(tmp_path)])
+    assert r.exit_code == 1 and "damaged" in r.output and "not complete" in r.output
+
+
+def test_a_404_says_the_file_is_not_there_not_that_it_will_resume(server, tmp_path):
+    a = Archive("dcase2020-dev", "fan", "dev_data_fan.zip", server.url + "/nothing.zip", "0" * 32)
+    with pytest.raises(DownloadError, match=r"answered 404 .*not at this address.*nothing to resume") as e:
+        fetch(a, tmp_path, progress=False)
+    assert "kept" not in str(e.value)
+
+
+def test_an_orphan_temporary_file_of_a_killed_download_is_removed(server, tmp_path):
+    data = _fixture_archive()
+    server.files["/dev_data_fan.zip"] = data
+    orphan = tmp_path / ".downloads" / "tmpab12cd34"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"half of something")
+    a = Archive("dcase2020-dev", "fan", "dev_data_fan.zip", server.url + "/dev_data_fan.zip",
+                hashlib.md5(data).hexdigest())
+    fetch(a, tmp_path, progress=False)
+    assert not orphan.exists()
+
+
+def test_md5_option_for_an_archive_without_a_published_checksum(server, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from asdstudy.cli import main
+    from asdstudy.datasets import download as D
+
+    data = _fixture_archive()
+    server.files["/dev_data_fan.zip"] = data
+    monkeypatch.setattr(D, "record_checksums", lambda record, **k: {})
+    with pytest.raises(DownloadError, match=r"--md5 dev_data_fan.zip=HASH"):
+        D.download("dcase2021-dev", tmp_path, machines=["fan"], base_url=server.url, progress=False)
+    r = CliRunner().invoke(main, ["data", "download", "dcase2021-dev", "--dest", str(tmp_path), "-m", "fan",
+                                  "--base-url", server.url, "--md5", f"dev_data_fan.zip={hashlib.md5(data).hexdigest()}"])
+    assert r.exit_code == 0, r.output
+    assert verify(tmp_path).iloc[0].state == "complete"
+    r = CliRunner().invoke(main, ["data", "download", "dcase2021-dev", "--dest", str(tmp_path), "--md5", "x=1"])
+    assert r.exit_code == 2 and "ARCHIVE=HASH" in r.output

@@ -173,17 +173,62 @@ def fetch_file(url: str, folder: str | Path, filename: str, md5: str, progress: 
             arrived is kept for resuming).
     """
     import pooch
+    import requests
 
     folder = Path(folder)
-    try:
-        return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=filename, path=folder,
-                                   downloader=ResumableDownloader(folder / "partial", progress), progressbar=False))
-    except ValueError as exc:  # pooch: hash mismatch (the file is removed)
-        raise DownloadError(f"{filename}: checksum mismatch ({exc}). The download was "
-                            "deleted; run the command again to fetch it anew.") from exc
-    except Exception as exc:
-        raise DownloadError(f"{filename}: download from {url} failed ({exc}). What "
-                            "arrived is kept; run the same command again to resume.") from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    with _DestLock(folder):
+        for orphan in folder.glob("tmp*"):  # pooch's temporary file of a download that was killed
+            if orphan.is_file():
+                orphan.unlink()
+        part = folder / "partial" / (Path(url).name + ".part")
+        try:
+            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=filename, path=folder,
+                                       downloader=ResumableDownloader(folder / "partial", progress), progressbar=False))
+        except ValueError as exc:  # pooch: hash mismatch (the file is removed)
+            raise DownloadError(f"{filename}: checksum mismatch ({exc}). The download was "
+                                "deleted; run the command again to fetch it anew.") from exc
+        except requests.HTTPError as exc:
+            code = exc.response.status_code if exc.response is not None else "?"
+            if isinstance(code, int) and 400 <= code < 500:
+                raise DownloadError(
+                    f"{filename}: the server answered {code} for {url}: the file is not at this address. "
+                    "Check the dataset name, --machines and --base-url; there is nothing to resume.") from exc
+            raise DownloadError(f"{filename}: the server answered {code} for {url}; {_kept(part)}") from exc
+        except Exception as exc:
+            raise DownloadError(f"{filename}: download from {url} failed ({exc}). {_kept(part)}") from exc
+
+
+def _kept(part: Path) -> str:
+    if part.exists() and part.stat().st_size:
+        return (f"What arrived ({part.stat().st_size} bytes) is kept in {part}; run the same command again "
+                "to resume.")
+    return "Nothing arrived; run the same command again when the server is reachable."
+
+
+class _DestLock:
+    """One download at a time into one folder (an exclusive ``flock`` on ``<folder>/.lock``)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(self.path, "a")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            raise DownloadError(f"another download into {self.path.parent.parent} is running (lock {self.path}); "
+                                "wait for it to finish.") from None
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
 
 
 def _marker(dest: Path, archive: Archive) -> Path:
@@ -212,7 +257,8 @@ def fetch(archive: Archive, dest: str | Path, md5: str | None = None, progress: 
         checksum = record_checksums(archive.record).get(archive.filename)
         if checksum is None:
             raise DownloadError(f"{archive.filename}: no checksum in Zenodo record {archive.record}'s "
-                                "metadata; pass --md5 to verify it yourself.")
+                                "metadata; pass the archive's MD5 yourself with "
+                                f"`asdstudy data download {archive.dataset} --md5 {archive.filename}=HASH ...`.")
     zpath = fetch_file(archive.url, dest / ".downloads", archive.filename, checksum, progress)
     tmp = dest / ".unpack" / archive.filename
     if tmp.exists():
@@ -223,7 +269,7 @@ def fetch(archive: Archive, dest: str | Path, md5: str | None = None, progress: 
             bad = zf.testzip()
             if bad:
                 raise DownloadError(f"{archive.filename}: member {bad} is corrupt.")
-            names = zf.namelist()
+            members = {i.filename: {"size": i.file_size, "crc32": i.CRC} for i in zf.infolist() if not i.is_dir()}
             zf.extractall(tmp)
     except zipfile.BadZipFile as exc:
         Path(zpath).unlink(missing_ok=True)
@@ -239,28 +285,72 @@ def fetch(archive: Archive, dest: str | Path, md5: str | None = None, progress: 
         (dest / ".unpack").rmdir()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"archive": archive.filename, "url": archive.url, "md5": checksum,
-                                  "files": len([n for n in names if not n.endswith("/")])}, indent=1))
+                                  "files": len(members), "members": members}, indent=1))
     if not keep_archive:
         Path(zpath).unlink(missing_ok=True)
     return dest
 
 
 def download(dataset: str, dest: str | Path, machines=None, base_url: str | None = None,
-             progress: bool = True, keep_archives: bool = False) -> Path:
-    """Fetch every archive of ``dataset`` (for the given machine types) into ``dest``."""
+             progress: bool = True, keep_archives: bool = False, md5: dict | None = None) -> Path:
+    """Fetch every archive of ``dataset`` (for the given machine types) into ``dest``.
+
+    Args:
+        md5: checksums by archive file name, for archives whose record publishes none.
+    """
     for a in archives(dataset, machines, base_url=base_url):
-        fetch(a, dest, progress=progress, keep_archive=keep_archives)
+        fetch(a, dest, md5=(md5 or {}).get(a.filename), progress=progress, keep_archive=keep_archives)
     return Path(dest)
 
 
-def verify(dest: str | Path) -> pd.DataFrame:
-    """What is complete in ``dest``: one row per archive marker, with the files it lists found."""
+def verify(dest: str | Path, contents: bool = True, progress: bool = False) -> pd.DataFrame:
+    """What is complete in ``dest``, checked against the files on disk.
+
+    One row per archive marker: the files it unpacked, how many are missing, how many differ
+    from the archive (size, and with ``contents`` the CRC-32 the zip recorded, which catches a
+    zeroed or overwritten file of the right size), and a state: ``complete``, ``damaged``,
+    ``partial download`` (a ``.part`` waiting to be resumed) or ``unpack interrupted``.
+    """
+    import zlib
+
+    from tqdm.auto import tqdm
+
     dest = Path(dest)
     rows = []
     for m in sorted((dest / ".asdstudy").glob("*.zip.json")):
         info = json.loads(m.read_text())
-        rows.append({"archive": info["archive"], "md5": info["md5"], "files": info["files"]})
+        members = info.get("members")
+        row = {"archive": info["archive"], "md5": info["md5"], "files": info["files"], "missing": 0,
+               "differ": 0, "state": "complete", "example": ""}
+        if members is None:
+            row["state"] = "unchecked (marker from an older asdstudy: fetch again to record the files)"
+            rows.append(row)
+            continue
+        bad = []
+        for name, meta in tqdm(members.items(), desc=info["archive"], unit="file", disable=not progress):
+            f = dest / name
+            if not f.is_file():
+                row["missing"] += 1
+                bad.append(name)
+                continue
+            differs = f.stat().st_size != meta["size"]
+            if not differs and contents:
+                crc = 0
+                with open(f, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        crc = zlib.crc32(chunk, crc)
+                differs = crc != meta["crc32"]
+            if differs:
+                row["differ"] += 1
+                bad.append(name)
+        if bad:
+            row["state"], row["example"] = "damaged", bad[0]
+        rows.append(row)
     partial = sorted((dest / ".downloads" / "partial").glob("*.part")) if (dest / ".downloads").exists() else []
     for p in partial:
-        rows.append({"archive": p.name[:-5], "md5": "", "files": 0, "state": "partial download"})
-    return pd.DataFrame(rows, columns=["archive", "md5", "files", "state"]).fillna({"state": "complete"})
+        rows.append({"archive": p.name[:-5], "md5": "", "files": 0, "missing": 0, "differ": 0,
+                     "state": "partial download", "example": ""})
+    for u in sorted((dest / ".unpack").iterdir()) if (dest / ".unpack").is_dir() else []:
+        rows.append({"archive": u.name, "md5": "", "files": 0, "missing": 0, "differ": 0,
+                     "state": "unpack interrupted", "example": ""})
+    return pd.DataFrame(rows, columns=["archive", "md5", "files", "missing", "differ", "state", "example"])

@@ -52,7 +52,7 @@ def read_mimii(root: str | Path) -> pd.DataFrame:
                      "attributes": json.dumps({"snr_db": snr, "channels": 8})})
     if not rows:
         raise DatasetError(f"{root}: no MIMII clips found (expected "
-                           "<snr>_<machine>/<machine>/id_XX/{{normal,abnormal}}/NNNNNNNN.wav).")
+                           "<snr>_<machine>/<machine>/id_XX/{normal,abnormal}/NNNNNNNN.wav).")
     return make_table(rows)
 
 
