@@ -125,8 +125,10 @@ def clip_table(root: str | Path, layout: str = "auto", machines=None) -> pd.Data
         machines = [machines] if isinstance(machines, str) else list(machines)
         missing = sorted(set(machines) - set(df["machine"]))
         if missing:
-            raise DatasetError(f"{root}: no clips for machine type(s) {', '.join(missing)}; "
-                               f"found {', '.join(sorted(df['machine'].unique()))}.")
+            found = sorted(df["machine"].unique())
+            raise DatasetError(f"{root}: no clips for machine type(s) {', '.join(missing)}; found {', '.join(found)}. "
+                               "Download the missing ones (`asdstudy data download ... -m TYPE`) or run a chapter on "
+                               f"what is there: `-p machines \"[{', '.join(found)}]\"`.")
         attrs = df.attrs
         df = df[df["machine"].isin(machines)].reset_index(drop=True)
         df.attrs = attrs

@@ -39,7 +39,10 @@ def labelled_set(table: pd.DataFrame, machine: str, n_dev: int = 622, n_test: in
     normals = pd.concat([t[(t["label"] == 0) & (t["split"] == "test")], t[(t["label"] == 0) & (t["split"] == "train")]])
     if len(anomalies) < n_anom or len(normals) < n - n_anom:
         raise DatasetError(f"{machine}: need {n_anom} anomalous and {n - n_anom} normal labelled clips, found "
-                           f"{len(anomalies)} and {len(normals)}; lower n_dev / n_test or pick another machine type.")
+                           f"{len(anomalies)} and {len(normals)} under the data root. Paper 000's labelled set is {n_dev} development + "
+                           f"{n_test} held-out clips of one machine type: download that type's whole development set "
+                           f"(`asdstudy data download dcase2020-dev -m {machine} ...`), or choose a type that has them "
+                           "with `-p machines`.")
     rng = np.random.default_rng(seed)
     a = anomalies.iloc[np.sort(rng.choice(len(anomalies), n_anom, replace=False))]
     n_norm_test = int((normals["split"] == "test").sum())

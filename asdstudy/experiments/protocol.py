@@ -14,6 +14,7 @@ Layering: this module sits above :mod:`asdstudy.models`, :mod:`asdstudy.metrics`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import typing
 from dataclasses import dataclass, field
@@ -139,6 +140,20 @@ def machine_list(machines, default=None) -> list[str]:
     return list(machines)
 
 
+def machines_present(root, layout: str = "auto") -> list[str]:
+    """The machine types a real dataset folder holds (its clip table's), sorted."""
+    return list(_machines_present(str(root), layout))
+
+
+def _machines_present_impl(root: str, layout: str) -> tuple[str, ...]:
+    from ..datasets import clip_table
+
+    return tuple(sorted(clip_table(root, layout=layout)["machine"].unique()))
+
+
+_machines_present = functools.lru_cache(maxsize=8)(_machines_present_impl)
+
+
 # ------------------------------------------------------------------------------------ data
 
 @dataclass
@@ -199,7 +214,16 @@ def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="
     else:
         table = clip_table(root, layout=variant, machines=machines)
     if ids != "all":
-        table = table[table["id"].isin([str(i) for i in ids])]
+        want = [str(i) for i in ids]
+        for m in machines:
+            have = set(table.loc[table["machine"] == m, "id"].dropna())
+            missing = [i for i in want if i not in have]
+            if missing:
+                raise ASDStudyError(
+                    f"parameter 'ids' asks for {m} id(s) {', '.join(want)}, but {root} holds no clips of id(s) "
+                    f"{', '.join(missing)} (found: {', '.join(sorted(have)) or 'none'}). Download them, or run on what "
+                    f"is there with `-p ids \"[{', '.join(sorted(have))}]\"` (the chapter's means then average those ids only).")
+        table = table[table["id"].isin(want)]
     if table.empty:
         raise ASDStudyError(f"no clips of {', '.join(machines)} ({variant}) under {root}; check data_root "
                             "or run `asdstudy data download` / `asdstudy data generate` first.")
