@@ -77,3 +77,32 @@ def test_real_dcase_and_mimii_clips(shared_data):
     y0, _ = load(mimii, channel=0)
     y7, _ = load(mimii, channel=7)
     assert y0.shape == y7.shape and not np.allclose(y0, y7)
+
+
+def test_a_truncated_wav_is_refused_naming_both_lengths(tmp_path):
+    from asdstudy.audio import declared_frames
+
+    p = tmp_path / "cut.wav"
+    sf.write(p, 0.1 * np.sin(np.arange(160000) / 5), 16000, subtype="PCM_16")
+    assert declared_frames(p) == 160000
+    raw = p.read_bytes()
+    p.write_bytes(raw[: 44 + 3 * 16000 * 2])  # header still promises 10 s; 3 s are left
+    assert sf.info(str(p)).frames == 48000  # libsndfile alone would take it for a 3 s clip
+    with pytest.raises(AudioError, match=r"cut.wav: truncated: its header promises 160000 samples \(10.00 s\) "
+                                         r"but the file holds 48000 \(3.00 s\)"):
+        load(p)
+    assert declared_frames(tmp_path / "nothing.wav") is None
+
+
+def test_the_feature_paths_refuse_other_rates_and_short_clips_instead_of_fixing_them(tmp_path):
+    from asdstudy.features import LogMelParams, clip_logmels, logmel_file
+
+    for sr in (8000, 44100):
+        p = tmp_path / f"rate{sr}.wav"
+        sf.write(p, 0.1 * np.sin(np.arange(sr * 2) / 5), sr, subtype="PCM_16")
+        with pytest.raises(AudioError, match=rf"rate{sr}.wav: sample rate is {sr} Hz, expected 16000 Hz"):
+            clip_logmels([str(p)], LogMelParams(n_mels=32), progress=False, use_cache=False)
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.1 * np.sin(np.arange(3200) / 5), 16000, subtype="PCM_16")  # 0.2 s
+    with pytest.raises(AudioError, match=r"short.wav: only 0.200 s long, shorter than the 1.0 s required"):
+        logmel_file(str(short), LogMelParams(n_mels=32))

@@ -156,8 +156,19 @@ class FeatureCache:
                                                  "asdstudy": __version__}, default=str, indent=1))
 
 
+def one_blas_thread():
+    """Compute with one BLAS thread: OpenBLAS sums in another order with two threads than with
+    one, so the same clip's float32 features would differ in their last bits between the main
+    process (2 threads) and a joblib worker (1). Per-clip features are parallel over clips
+    instead, so every clip's numbers are the same wherever they are computed."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _compute_one(fn: Callable, path: str, cache: FeatureCache | None):
-    arr = fn(path)
+    with one_blas_thread():
+        arr = fn(path)
     if cache is not None:
         cache.put(path, arr)
     return arr

@@ -97,9 +97,12 @@ def logmel(y: np.ndarray, params: LogMelParams = LogMelParams()) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise ASDStudyError(f"logmel expects a mono 1-D signal, got shape {y.shape}; pick a channel first.")
-    mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft,
-                                         hop_length=params.hop_length, n_mels=params.n_mels,
-                                         power=params.power, fmin=params.fmin, fmax=params.fmax)
+    from .cache import one_blas_thread
+
+    with one_blas_thread():  # the same bits in any process (see one_blas_thread)
+        mel = librosa.feature.melspectrogram(y=y, sr=params.sr, n_fft=params.n_fft,
+                                             hop_length=params.hop_length, n_mels=params.n_mels,
+                                             power=params.power, fmin=params.fmin, fmax=params.fmax)
     return _to_db(mel, params).T.astype(np.float32)
 
 
