@@ -441,6 +441,33 @@ def bootstrap_mean_ci(units: list[tuple], metric: str = "auc", weights=None, n_b
     return Interval(float(np.average(point, weights=w)), float(np.quantile(reps, a)), float(np.quantile(reps, 1 - a)))
 
 
+def paired_mean_difference_ci(units: list[tuple], metric: str = "auc", n_boot: int = 1000, level: float = 0.95,
+                              seed: int = 0) -> Interval:
+    """CI of the mean over units of metric(A) - metric(B), two detectors scored on the same
+    clips: each replicate resamples each unit's clips once (stratified) and scores both
+    detectors on that same resample, so the clips' shared difficulty cancels.
+
+    Args:
+        units: [(y_true, score_a, score_b), ...] one triple per unit, scores aligned clip by clip.
+    """
+    if not units:
+        raise MetricError("paired_mean_difference_ci needs at least one unit.")
+    fn = _metric_fn(metric)
+    diffs, point = [], []
+    for i, (y, a, b) in enumerate(units):
+        y, a = _check(y, a)
+        b = np.asarray(b, dtype=float)
+        if b.shape != a.shape:
+            raise MetricError(f"paired scores differ in length ({a.size} and {b.size}); score both on the same clips.")
+        idx = _boot_index(y, n_boot, seed + i)
+        yb = y[idx]
+        diffs.append(_metric_rows(metric, yb, a[idx]) - _metric_rows(metric, yb, b[idx]))
+        point.append(fn(y, a) - fn(y, b))
+    reps = np.mean(diffs, axis=0)
+    q = (1 - level) / 2
+    return Interval(float(np.mean(point)), float(np.quantile(reps, q)), float(np.quantile(reps, 1 - q)))
+
+
 def score_table(y_true, y_score, n_boot: int = 1000, seed: int = 0) -> dict:
     """AUC, both pAUCs and EER, with 95 % bootstrap CIs for the first three, in one dict."""
     out = {}

@@ -32,7 +32,8 @@ RESULT_COLUMNS = [
     "ci_low", "ci_high", "n_normal", "n_anomaly", "profile", "seed", "device", "runtime_s",
     "package_version", "git_revision", "python", "numpy", "torch", "timestamp", "note",
 ]
-CLAIM_COLUMNS = ["paper", "source", "method", "dataset", "machine", "unit", "metric", "value", "note"]
+CLAIM_COLUMNS = ["paper", "source", "method", "dataset", "machine", "unit", "metric", "value", "kind", "chapter",
+                 "formula", "note", "printed"]
 
 
 def results_dir() -> Path:
@@ -41,12 +42,18 @@ def results_dir() -> Path:
     return Path(env) if env else repo_root() / "book" / "_results"
 
 
-def output_dir() -> Path:
+def output_dir(profile: str = "default") -> Path:
     """Where a chapter run writes its rows: the runner's private work folder
-    (``$ASDSTUDY_RESULTS_OUT``, published only when the whole notebook has run), else
-    :func:`results_dir` (a chapter module called from Python)."""
+    (``$ASDSTUDY_RESULTS_OUT``, published only when the whole notebook has run); for a chapter
+    module called from Python, the profile's own results folder (:func:`results_dir` for the
+    default profile, ``<results_dir>/<profile>`` for the others), so that a smoke or paper run
+    from Python never replaces the default rows the book shows. (The run record keeps the hash
+    of the CSV it published, so rows written from Python make ``reproduce`` run that chapter
+    again.)"""
     env = os.environ.get("ASDSTUDY_RESULTS_OUT")
-    return Path(env) if env else results_dir()
+    if env:
+        return Path(env)
+    return results_dir() if profile in ("default", "", None) else results_dir() / profile
 
 
 def data_root(value: str | os.PathLike | None = "") -> Path:
@@ -174,7 +181,7 @@ class ResultWriter:
         return df.reindex(columns=RESULT_COLUMNS)
 
     def write(self, folder: str | Path | None = None) -> Path:
-        return write_results(self.frame(), self.chapter, folder)
+        return write_results(self.frame(), self.chapter, folder or output_dir(self.profile))
 
 
 def _missing(v) -> bool:
@@ -207,6 +214,7 @@ def read_results(folder: str | Path | None = None) -> pd.DataFrame:
 def load_claims() -> pd.DataFrame:
     """Every number the five papers (and the DCASE 2020 baseline README) claim."""
     with resources.files("asdstudy").joinpath("data/claims.csv").open() as fh:
-        df = pd.read_csv(fh, dtype={"paper": str, "unit": str})
-    df["note"] = df["note"].fillna("")
+        df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    df["printed"] = df["value"]  # the digits as the paper prints them (their rounding matters to the audit)
+    df["value"] = pd.to_numeric(df["value"].replace("", np.nan))
     return df[CLAIM_COLUMNS]

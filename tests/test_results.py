@@ -10,7 +10,10 @@ def test_claims_file_is_complete_and_well_formed():
     c = load_claims()
     assert list(c.columns) == CLAIM_COLUMNS
     assert set(c.paper) >= {"000", "001", "002", "003", "004", "dcase2020-baseline"}
-    assert c.value.notna().all() and c.source.str.len().gt(0).all()
+    derived = c.formula != ""
+    assert c.value[~derived].notna().all() and c.value[derived].isna().all()  # derived ones are computed
+    assert c.source.str.len().gt(0).all() and c.chapter.str.len().gt(0).all()
+    assert set(c.kind) <= {"value", "count", "direction", "by construction", "not comparable"}
     key = ["paper", "source", "method", "machine", "unit", "metric"]
     assert not c.duplicated(key).any()
 
@@ -61,3 +64,19 @@ def test_empty_results_and_bad_rows(tmp_path):
 def test_provenance_fields():
     p = provenance("default", 7)
     assert p["seed"] == 7 and p["profile"] == "default" and p["torch"]
+
+
+def test_rows_written_from_python_stay_in_their_profiles_folder(tmp_path, monkeypatch):
+    """A smoke or paper run of a chapter module from Python never replaces the default rows."""
+    from asdstudy.results import ResultWriter, output_dir
+
+    monkeypatch.setenv("ASDSTUDY_RESULTS", str(tmp_path))
+    monkeypatch.delenv("ASDSTUDY_RESULTS_OUT", raising=False)
+    for profile, where in (("default", tmp_path), ("smoke", tmp_path / "smoke"), ("paper", tmp_path / "paper")):
+        w = ResultWriter("data", profile, 0)
+        w.add("x", "m", "auc", 0.5)
+        assert w.write() == where / "data.csv" and output_dir(profile) == where
+    monkeypatch.setenv("ASDSTUDY_RESULTS_OUT", str(tmp_path / "work"))  # inside a runner's kernel
+    w = ResultWriter("data", "paper", 0)
+    w.add("x", "m", "auc", 0.5)
+    assert w.write() == tmp_path / "work" / "data.csv"

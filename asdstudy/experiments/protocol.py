@@ -537,7 +537,7 @@ def chapter_board(papers, results: pd.DataFrame, chapter: str, exclude_methods=(
     return scoreboard(claims_of(papers, exclude_methods), results, executed={chapter})
 
 
-BOARD_COLUMNS = ["source", "method", "machine", "unit", "metric", "claimed", "reproduced", "ci_low", "ci_high",
+BOARD_COLUMNS = ["source", "kind", "method", "machine", "unit", "metric", "claimed", "reproduced", "ci_low", "ci_high",
                  "verdict", "reason"]
 
 
