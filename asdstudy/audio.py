@@ -130,7 +130,8 @@ def load(
     if expected_sr is not None and meta.samplerate != expected_sr:
         raise AudioError(
             f"{path}: sample rate is {meta.samplerate} Hz, expected {expected_sr} Hz. "
-            f"Pass sr={expected_sr} to resample, or check that this is the right dataset."
+            f"Nothing is resampled silently: check that this is the right dataset, or convert the clip to "
+            f"{expected_sr} Hz (in code, load(path, sr={expected_sr}) resamples on request)."
         )
     if meta.frames == 0:
         raise AudioError(f"{path}: the file holds no samples (empty clip). Delete it and fetch it again.")

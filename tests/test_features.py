@@ -193,3 +193,18 @@ def test_features_have_the_same_bits_in_the_main_process_and_in_workers(tiny_syn
     there = Parallel(n_jobs=2)(delayed(logmel_file)(x, p) for x in paths)
     for a, b in zip(here, there):
         np.testing.assert_array_equal(a, b)
+
+
+def test_every_bad_clip_of_a_call_is_reported_at_once(tiny_synth, tmp_path):
+    import soundfile as sf
+
+    from asdstudy.audio import AudioError
+
+    good = _copy_clips(tiny_synth, tmp_path, 2)
+    short = tmp_path / "short.wav"
+    sf.write(short, np.full(3200, 0.1), 16000, subtype="PCM_16")
+    slow = tmp_path / "slow.wav"
+    sf.write(slow, np.full(16000, 0.1), 8000, subtype="PCM_16")
+    paths = good + [str(short), str(slow), str(tmp_path / "gone.wav")]
+    with pytest.raises(AudioError, match=r"(?s)^3 of 5 clips cannot be used(?=.*short.wav: only 0.200 s)(?=.*slow.wav: sample rate is 8000)(?=.*gone.wav: no such)"):
+        clip_logmels(paths, LogMelParams(n_mels=32), progress=False, n_jobs=2)

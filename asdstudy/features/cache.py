@@ -167,8 +167,11 @@ def one_blas_thread():
 
 
 def _compute_one(fn: Callable, path: str, cache: FeatureCache | None):
-    with one_blas_thread():
-        arr = fn(path)
+    try:
+        with one_blas_thread():
+            arr = fn(path)
+    except AudioError as exc:  # reported with every other bad clip of the call, not one per run
+        return exc
     if cache is not None:
         cache.put(path, arr)
     return arr
@@ -197,6 +200,10 @@ def extract(
 
     Returns:
         One array per clip, in the order of ``paths``.
+
+    Raises:
+        AudioError: every clip that could not be used (missing, corrupt, truncated, wrong rate,
+            too short), all in one message.
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -205,8 +212,13 @@ def extract(
     paths = [str(p) for p in paths]
     out: list[np.ndarray | None] = [None] * len(paths)
     todo = []
+    bad: list[AudioError] = []
     for i, p in enumerate(paths):
-        hit = cache.get(p) if cache is not None else None
+        try:
+            hit = cache.get(p) if cache is not None else None
+        except AudioError as exc:  # a missing clip
+            bad.append(exc)
+            continue
         if hit is None:
             todo.append(i)
         else:
@@ -221,5 +233,13 @@ def extract(
         bar = tqdm(results, total=len(todo), desc=f"{name} ({len(paths) - len(todo)} cached)",
                    unit="clip", disable=not progress)
         for i, arr in zip(todo, bar):
+            if isinstance(arr, AudioError):
+                bad.append(arr)
             out[i] = arr
+    if bad:
+        if len(bad) == 1:
+            raise bad[0]
+        shown = "\n".join(f"  {e}" for e in bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise AudioError(f"{len(bad)} of {len(paths)} clips cannot be used ({name}):\n{shown}\n"
+                         "`asdstudy data check DIR` lists every bad clip of a folder; fetch or regenerate them.")
     return out  # type: ignore[return-value]
