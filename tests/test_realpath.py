@@ -59,3 +59,16 @@ def test_missing_machine_types_and_ids_are_named(slider_only):
     e = ensemble.Params.from_profile("ensemble", "paper", data_root=str(slider_only), machines=["slider"])
     with pytest.raises(DatasetError, match=r"need 206 anomalous and 572 normal.*found 3 and 78.*622 development"):
         P.load_data(e, e.machines, variant="labelled")
+
+
+def test_the_paper_profile_refuses_the_synthetic_factory_and_an_implicit_root(tiny_synth, tmp_path, monkeypatch):
+    from asdstudy.experiments import autoencoders
+    from asdstudy.experiments import protocol as P
+
+    monkeypatch.delenv("ASDSTUDY_DATA", raising=False)
+    p = autoencoders.Params.from_profile("autoencoders", "paper")
+    with pytest.raises(ASDStudyError, match=r"paper profile reads the real datasets: give their folder with `-p data_root DIR`"):
+        P.load_data(p, ["slider"])
+    p = autoencoders.Params.from_profile("autoencoders", "paper", data_root=str(tiny_synth))
+    with pytest.raises(ASDStudyError, match=r"holds the synthetic factory's clips .*ground_truth"):
+        P.load_data(p, ["slider"])

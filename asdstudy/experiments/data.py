@@ -78,7 +78,7 @@ def load(p: Params, progress: bool = False) -> tuple[P.ChapterData, list, pd.Dat
     """The profile's data; for synthetic profiles also the variants the other chapters read."""
     from ..profiles import parameters as chapter_parameters
 
-    root = p.data_path()
+    root = P.real_data_root(p) if p.profile == "paper" else p.data_path()
     if p.profile == "paper":
         table = clip_table(root, machines=None)
         machines = P.machine_list(p.machines, default=sorted(table["machine"].unique()))

@@ -68,7 +68,7 @@ class Params(P.ChapterParams):
         """The machine types: "all" is every synthetic type, or on real data (paper profile)
         every type the clip table under the data root holds."""
         if self.machines == "all" and self.profile == "paper":
-            return P.machines_present(self.data_path(), "dcase2020")
+            return P.machines_present(P.real_data_root(self), "dcase2020")
         return P.machine_list(self.machines)
 
 

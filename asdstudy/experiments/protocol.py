@@ -140,6 +140,31 @@ def machine_list(machines, default=None) -> list[str]:
     return list(machines)
 
 
+def real_data_root(params: "ChapterParams") -> Path:
+    """The data root of a paper-profile run, refusing what would mix synthetic clips into a
+    real-data verdict.
+
+    Raises:
+        ASDStudyError: no explicit root (``-p data_root`` or ``$ASDSTUDY_DATA``): ``<repo>/data``
+            holds the synthetic factory, whose folders match the DCASE 2020 names; or a root
+            holding the factory's ground truth or a ``synthetic`` folder.
+    """
+    import os
+
+    if not params.data_root and not os.environ.get("ASDSTUDY_DATA"):
+        raise ASDStudyError("the paper profile reads the real datasets: give their folder with `-p data_root DIR` "
+                            "(or $ASDSTUDY_DATA). The default <repo>/data holds the synthetic factory, whose "
+                            "folders match the DCASE 2020 file names and would be read as real clips.")
+    root = params.data_path()
+    marks = [root / "synthetic", *root.glob("ground_truth"), *root.glob("*/ground_truth"), *root.glob("*/*/ground_truth")]
+    found = [m for m in marks if m.exists()]
+    if found:
+        raise ASDStudyError(f"data_root {root} holds the synthetic factory's clips ({found[0]}); the paper profile "
+                            "needs a folder with only the real dataset (e.g. the one `asdstudy data download --dest` "
+                            "filled).")
+    return root
+
+
 def machines_present(root, layout: str = "auto") -> list[str]:
     """The machine types a real dataset folder holds (its clip table's), sorted."""
     return list(_machines_present(str(root), layout))
@@ -197,8 +222,8 @@ def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="
     if variant not in DATASET_LABELS:
         raise ASDStudyError(f"unknown data variant {variant!r}; use {', '.join(DATASET_LABELS)}.")
     machines = list(machines)
-    root = params.data_path()
     synthetic = params.profile != "paper"
+    root = params.data_path() if synthetic else real_data_root(params)
     if synthetic:
         syn_root = syn.synthetic_root(root, params.profile, data_seed)
         syn.generate(syn_root, profile=params.profile, machines=machines, variant=variant, seed=data_seed,
