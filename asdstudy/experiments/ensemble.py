@@ -224,6 +224,8 @@ def result_rows(p, data, paper_table, main_cv, held_table, y_val, y_dev, y_held,
     for m, v in (("importance_share_embeddings", share_emb), ("importance_share_handcrafted", 1 - share_emb)):
         w.add("000", "PANNs + handcrafted", m, v, machine=machine, unit="all", note="" if panns_present else NO_EMB)
     w.add("000", "Handcrafted features", "n_features", H.N_FEATURES, machine=machine, unit="all")
+    for family, label in H.TAXONOMY.items():  # the paper's category table, family by family
+        w.add("000", "Handcrafted features", f"n_features:{label}", len(H.FAMILIES[family]), machine=machine, unit="all")
     if panns_present:
         w.add("000", "VarianceThreshold(0.001)", "n_features_after_selection", kept, machine=machine, unit="all")
     else:

@@ -59,6 +59,10 @@ FAMILIES = {
     "poly": [f"poly{i}_{s}" for s in ("mean", "std") for i in range(2)],
     "tempogram": ["tempogram_mean", "tempogram_std"],
 }
+#: Each family's name in the paper's category table ("Complete taxonomy of traditional audio features").
+TAXONOMY = {"statistics": "Statistical", "spectral": "Spectral", "mfcc": "MFCCs", "temporal": "Temporal",
+            "chroma": "Chroma", "mel": "Mel-Spectrogram", "tonnetz": "Tonnetz", "poly": "Polynomial",
+            "tempogram": "Tempogram"}
 #: Column names, ``family:feature``, in the order of the feature vector.
 NAMES = [f"{fam}:{n}" for fam, names in FAMILIES.items() for n in names]
 N_FEATURES = len(NAMES)
