@@ -75,7 +75,10 @@ def test_reproduce_builds_book_with_scoreboard(built_book):
     assert html_root == work / "_build/smoke/source/_build/html"  # a smoke book, beside the default one
     html = (html_root / "book/chapters/scoreboard.html").read_text()
     assert "Scoreboard: claimed versus reproduced" in html
-    assert "not yet run" in html and "0.9965" in html  # a claim row of the scoreboard table
+    assert "0.9965" in html and "<details" in html  # a claim row, in its verdict group
+    assert "The papers against themselves" in html and "impossible" in html  # the consistency audit
+    assert "Directional findings" in html and 'href="ensemble.html"' in html  # answered-in links
+    assert re.search(r"holds the synthetic|on the synthetic factory", html)
     m = re.search(r"The claims file holds\s*(?:<[^>]+>\s*)*(\d+)", html)
     assert m and int(m.group(1)) > 150  # the glued count, not a blank
     data = (html_root / "book/chapters/data.html").read_text()
