@@ -51,8 +51,12 @@ def output_dir(profile: str = "default") -> Path:
     of the CSV it published, so rows written from Python make ``reproduce`` run that chapter
     again.)"""
     env = os.environ.get("ASDSTUDY_RESULTS_OUT")
-    if env:
-        return Path(env)
+    return Path(env) if env else profile_results_dir(profile)
+
+
+def profile_results_dir(profile: str = "default") -> Path:
+    """Where a profile's rows are published: :func:`results_dir` for the default profile (the
+    book's), ``<results_dir>/<profile>`` for the others."""
     return results_dir() if profile in ("default", "", None) else results_dir() / profile
 
 

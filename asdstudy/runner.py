@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import ASDStudyError, __version__
 from .profiles import CHAPTER_ORDER, CONSUMES_RESULTS, parameters
-from .results import data_root, repo_root, results_dir
+from .results import data_root, profile_results_dir, repo_root
 
 TITLES = {
     "data": "The data",
@@ -72,7 +72,7 @@ def executed_dir(profile: str | None = None) -> Path:
 def published_results(profile: str) -> Path:
     """Where the result rows of ``profile`` are published: the results folder for the default
     profile (``$ASDSTUDY_RESULTS`` or ``book/_results``), ``<that>/<profile>`` for the others."""
-    return results_dir() if profile == BOOK_PROFILE else results_dir() / profile
+    return profile_results_dir(profile)
 
 
 def runs_dir() -> Path:

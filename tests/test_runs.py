@@ -109,12 +109,10 @@ def test_a_torn_or_foreign_csv_makes_the_chapter_run_again(repo):
     csv = repo / "book/_results/metrics.csv"
     csv.write_text(csv.read_text().replace(",0.1,", ",0.9,"))  # a half-published or hand-edited CSV
     assert not runner.is_unchanged("metrics", params)
-    said = []
     runner.run_chapter("metrics", "default", {"seed": 1}, progress=False)
     assert runner.is_unchanged("metrics", params) and ",0.1," in csv.read_text()
     csv.unlink()  # rows gone, notebook and record still there
     assert not runner.is_unchanged("metrics", params)
-    del said
 
 
 def test_sigkill_after_the_rows_were_written_publishes_nothing(repo):

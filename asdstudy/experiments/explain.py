@@ -405,8 +405,8 @@ def run(p: Params, progress: bool = True) -> Result:
         asts[kind] = train_ast(p, weights, kind, train, p.epochs)
         fit_seconds[kind] = t0.seconds()
         hits = asts[kind].predict(asts[kind].spectrograms(test)) == test["cls"].values
-        accuracy[kind] = float(np.mean(hits))
         accuracy_ci[kind] = P.share_ci(hits, n_boot=p.n_boot, seed=p.seed)  # over the test clips
+        accuracy[kind] = accuracy_ci[kind].value
         units[kind], test_scores[kind] = knn_units(asts[kind], train, test, p.k, p.knn_metric)
     claims = P.claims_of("004")
     claimed1 = claims[claims["metric"] == "auc"].pivot_table(index="method", columns="machine", values="value")

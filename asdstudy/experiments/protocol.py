@@ -170,13 +170,11 @@ def machines_present(root, layout: str = "auto") -> list[str]:
     return list(_machines_present(str(root), layout))
 
 
-def _machines_present_impl(root: str, layout: str) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=8)
+def _machines_present(root: str, layout: str) -> tuple[str, ...]:
     from ..datasets import clip_table
 
     return tuple(sorted(clip_table(root, layout=layout)["machine"].unique()))
-
-
-_machines_present = functools.lru_cache(maxsize=8)(_machines_present_impl)
 
 
 # ------------------------------------------------------------------------------------ data
