@@ -253,6 +253,18 @@ def rules_003(claims) -> list[Finding]:
                            f"baseline / EGBAD - 1 = {base:g} / {egbad:g} - 1 = {base / egbad - 1:.2%} (rounding range "
                            f"{lo:.2%}-{hi:.2%}); the text says {claimed:.2%}",
                            "consistent" if lo - 0.00005 <= claimed <= hi + 0.00005 else "inconsistent"))
+    for method in ("GANomaly", "Skip-GANomaly"):  # Section 6's whole percents of its own Table 6
+        for metric in ("auc", "pauc"):
+            text = _get(claims, "003", f"{method} (Section 6 text)", metric, "all", "weighted")
+            table6 = _get(claims, "003", method, metric, "all", "weighted")
+            if None in (text, table6):
+                continue
+            ok = _overlap(_interval(text), _interval(table6))
+            out.append(Finding("003", f"Section 6's {method} {metric.upper()} ('to {text:.0%}') against Table 6",
+                               "Section 6 text vs Table 6",
+                               f"Table 6 prints {table6:.2%}, which rounds to {round(float(table6) * 100):.0f} %; the text says "
+                               f"{text:.0%}" + ("" if ok else " (the figure truncated, not rounded)"),
+                               "consistent" if ok else "inconsistent"))
     if n_train and n_test:
         seconds = sum((n_train.get(m, 0) + n_test.get(m, 0)) * CLIP_SECONDS.get(m, 10.0) for m in n_test)
         out.append(Finding("003", "hours of audio", "Abstract vs Table 2",

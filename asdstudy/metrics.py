@@ -447,25 +447,42 @@ def paired_mean_difference_ci(units: list[tuple], metric: str = "auc", n_boot: i
     clips: each replicate resamples each unit's clips once (stratified) and scores both
     detectors on that same resample, so the clips' shared difficulty cancels.
 
+    Either side may be several detectors scored on the same clips (a 2-D array, one column per
+    detector, e.g. one model per filter cutoff): its metric is then the mean of the columns'
+    metrics, so the difference reads "A on average over its models minus B".
+
     Args:
-        units: [(y_true, score_a, score_b), ...] one triple per unit, scores aligned clip by clip.
+        units: [(y_true, score_a, score_b), ...] one triple per unit, scores aligned clip by clip
+            (each score a vector of n clips or an (n, m) array of m detectors).
     """
     if not units:
         raise MetricError("paired_mean_difference_ci needs at least one unit.")
     fn = _metric_fn(metric)
     diffs, point = [], []
     for i, (y, a, b) in enumerate(units):
-        y, a = _check(y, a)
-        b = np.asarray(b, dtype=float)
-        if b.shape != a.shape:
-            raise MetricError(f"paired scores differ in length ({a.size} and {b.size}); score both on the same clips.")
+        y = np.asarray(y).astype(int).ravel()
+        A, B = (_columns(y, s, side) for s, side in ((a, "A"), (b, "B")))
         idx = _boot_index(y, n_boot, seed + i)
         yb = y[idx]
-        diffs.append(_metric_rows(metric, yb, a[idx]) - _metric_rows(metric, yb, b[idx]))
-        point.append(fn(y, a) - fn(y, b))
+        side = [np.mean([_metric_rows(metric, yb, X[:, j][idx]) for j in range(X.shape[1])], axis=0) for X in (A, B)]
+        diffs.append(side[0] - side[1])
+        point.append(np.mean([fn(y, A[:, j]) for j in range(A.shape[1])])
+                     - np.mean([fn(y, B[:, j]) for j in range(B.shape[1])]))
     reps = np.mean(diffs, axis=0)
     q = (1 - level) / 2
     return Interval(float(np.mean(point)), float(np.quantile(reps, q)), float(np.quantile(reps, 1 - q)))
+
+
+def _columns(y: np.ndarray, s, side: str) -> np.ndarray:
+    """Scores as an (n clips, m detectors) array, checked against the labels."""
+    X = np.asarray(s, dtype=float)
+    X = X[:, None] if X.ndim == 1 else X
+    if X.ndim != 2 or X.shape[0] != y.size or X.shape[1] == 0:
+        raise MetricError(f"paired scores of side {side} have shape {np.shape(s)} for {y.size} clips; score both "
+                          "sides on the same clips (a vector, or one column per detector).")
+    for j in range(X.shape[1]):
+        _check(y, X[:, j])
+    return X
 
 
 def score_table(y_true, y_score, n_boot: int = 1000, seed: int = 0) -> dict:

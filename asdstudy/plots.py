@@ -306,9 +306,11 @@ def grouped_bars(frame: pd.DataFrame, group: str, series: str, value: str = "val
 
 
 def interval_dots(frame: pd.DataFrame, y: str, value: str = "value", low: str = "ci_low", high: str = "ci_high",
-                  marker: str | None = None, xlabel: str = "", band: tuple | None = None, xlim=(0, 1)):
+                  marker: str | None = None, xlabel: str = "", band: tuple | None = None, xlim=(0, 1),
+                  reference: float = 0.5):
     """One row per ``y`` value: the estimate with its CI as a horizontal bar, optionally a marker
-    column (e.g. chance) drawn as a tick, and a shaded target band."""
+    column (e.g. chance) drawn as a tick, a shaded target band, and a dashed reference line
+    (chance at 0.5 by default; 0 for differences)."""
     plt = _plt()
     labels = list(dict.fromkeys(frame[y]))
     fig, ax = plt.subplots(figsize=(FULL * 0.75, 0.45 * len(frame) + 1.4))
@@ -322,7 +324,7 @@ def interval_dots(frame: pd.DataFrame, y: str, value: str = "value", low: str = 
         ax.legend(fontsize=8, loc="lower right")
     if band:
         ax.axvspan(*band, color="tab:green", alpha=0.08)
-    ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
+    ax.axvline(reference, color="0.5", ls="--", lw=0.8)
     ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel=xlabel or value, xlim=xlim)
     fig.tight_layout()
     return fig

@@ -13,6 +13,9 @@ are an error, never a first match. The rules:
 * ``direction`` -- "A is better than B": the claim's value is the claimed sign (+1 or -1) of a
   difference row (A - B, its CI from a paired bootstrap on the same clips). ``holds`` when the
   CI lies wholly on the claimed side, ``fails`` when wholly on the other, else ``undecided``.
+  A claimed value of 0 reads "A is no worse than B" ("matches or exceeds", "is retained"): it
+  ``holds`` when the whole CI lies above ``-NO_WORSE_MARGIN``, ``fails`` when the whole CI lies
+  below it, else ``undecided`` (a non-inferiority test with a stated margin).
 * ``by construction`` -- fixed by the protocol (e.g. recall at a threshold chosen for TPR 0.8):
   shown, never judged.
 * ``not comparable`` -- the claim's note says why (a threshold rule the paper does not state, a
@@ -45,6 +48,11 @@ METRIC_ALIASES = {"pauc": "pauc_mcclish"}
 PRIVATE_DATASETS = {"paper000-private": "the paper's own data is not public"}
 COLUMNS = ["paper", "source", "kind", "chapter", "method", "machine", "unit", "metric", "claimed", "reproduced",
            "ci_low", "ci_high", "difference", "dataset", "profile", "verdict", "reason"]
+
+
+#: The margin of a "no worse" directional claim (claimed value 0), in the metric's units (AUC or
+#: accuracy): a drop smaller than this counts as "retained".
+NO_WORSE_MARGIN = 0.02
 
 
 class JudgeError(ASDStudyError):
@@ -122,11 +130,17 @@ def judge(claim, row) -> tuple[str, str]:
         if not has_ci:
             raise JudgeError(f"direction claim {claim_key(claim)}: its difference row has no CI (the chapter must "
                              "write a paired-bootstrap CI).")
+        where = "" if same_data else f" on {_scope(row.dataset)}"
+        shown = f"difference {value:+.3f} [{lo:+.3f}, {hi:+.3f}]: "
+        if float(claim.value) == 0:  # "no worse than"
+            m = NO_WORSE_MARGIN
+            verdict = "holds" if lo > -m else "fails" if hi < -m else "undecided"
+            return verdict + where, shown + {"holds": f"the CI lies above -{m:g} (no worse, within the margin)",
+                                             "fails": f"the CI lies below -{m:g} (worse by more than the margin)",
+                                             "undecided": f"the CI straddles -{m:g}, the no-worse margin"}[verdict]
         seen = 1 if lo > 0 else -1 if hi < 0 else 0
         verdict = "undecided" if seen == 0 else "holds" if seen == np.sign(float(claim.value)) else "fails"
-        where = "" if same_data else f" on {_scope(row.dataset)}"
-        return verdict + where, (f"difference {value:+.3f} [{lo:+.3f}, {hi:+.3f}]: "
-                                 + ("the CI includes 0" if seen == 0 else "the CI excludes 0"))
+        return verdict + where, shown + ("the CI includes 0" if seen == 0 else "the CI excludes 0")
     if kind == "value" and not has_ci:
         raise JudgeError(f"value claim {claim_key(claim)}: the {claim.chapter} chapter's row has no 95 % CI; "
                          "a value is judged only against its CI.")

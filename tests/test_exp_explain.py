@@ -56,3 +56,57 @@ def test_figures_draw(res):
     assert is_figure(plots.scatter_panels(res.tsne, "t-SNE 1", "t-SNE 2", panel="view"))
     e = res.expl.rename(columns={"explanation accuracy": "value"}).reset_index(names="detector")
     assert is_figure(plots.interval_dots(e, "detector", marker="chance"))
+
+
+def test_filter_directions_are_written_with_their_ci(res):
+    d = res.filter_directions
+    auc = d[d.metric == "auc_difference"]
+    assert set(zip(auc.method, auc.machine)) == {(X.filter_method("mel", k), m) for k in ("lowpass", "highpass")
+                                                 for m in res.params.machines}
+    assert set(d[d.metric == "accuracy_difference"].method) == {X.ACCURACY_METHOD.format(n) for n in X.FILTER_NAME.values()}
+    assert ((d.ci_low <= d.value + 1e-12) & (d.value <= d.ci_high + 1e-12)).all()
+    rows = res.rows[res.rows.metric.isin(["auc_difference", "accuracy_difference"])]
+    assert rows.ci_low.notna().all() and len(rows) >= len(d)
+    assert is_figure(plots.interval_dots(d.assign(f=d.method + d.machine), "f", reference=0, xlim=(-1, 1)))
+
+
+def _kept(shift):
+    """A hand-made sweep: one machine, two sections; the filtered models' scores are the
+    unfiltered ones plus ``shift(cutoff)`` times the label (more separation when positive)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 40
+    base = pd.DataFrame({"clip": [f"c{i}" for i in range(2 * n)], "machine": "fan", "section": np.repeat([0, 1], n),
+                         "domain": "source", "label": np.tile(np.r_[np.zeros(n // 2), np.ones(n // 2)].astype(int), 2)})
+    base["score"] = rng.normal(size=2 * n) + base["label"]
+    hits = pd.Series(1.0, index=base["clip"].values)
+    kept = {("none", 0): (base, hits)}
+    for kind in ("lowpass", "highpass"):
+        for c in (1000, 3000):
+            s = base.assign(score=base["score"] + shift(kind, c) * base["label"])
+            kept[(kind, c)] = (s.sample(frac=1, random_state=c), hits * (0.5 if kind == "lowpass" else 1.0))
+    return kept
+
+
+def test_filter_directions_pair_the_same_clips():
+    from asdstudy import metrics as M
+
+    p = X.Params(n_boot=200)
+    same = X.filter_directions(_kept(lambda k, c: 0.0), p, "mel")  # filtered = unfiltered: exactly 0, CI [0, 0]
+    assert (same.loc[same.metric == "auc_difference", ["value", "ci_low", "ci_high"]].abs() < 1e-12).all().all()
+    d = X.filter_directions(_kept(lambda k, c: -3.0 if k == "lowpass" else 0.0), p, "mel").set_index(["method", "machine"])
+    low = d.loc[(X.filter_method("mel", "lowpass"), "fan")]
+    assert low.ci_high < 0 and low.n_normal == 40 and low.n_anomaly == 40
+    acc = d.loc[(X.ACCURACY_METHOD.format("low-pass"), "all")]
+    assert acc.value == acc.ci_low == acc.ci_high == -0.5  # every clip: 0.5 hit against 1
+    # one cutoff helps, one hurts: the mean over cutoffs of the two AUC changes
+    k = _kept(lambda kind, c: 2.0 if c == 1000 else -2.0)
+    both = X.filter_directions(k, p, "mel").set_index(["method", "machine"]).loc[(X.filter_method("mel", "highpass"), "fan")]
+    base, = [v[0] for key, v in k.items() if key == ("none", 0)]
+    want = []
+    for c in (1000, 3000):
+        f = k[("highpass", c)][0].set_index("clip").loc[base["clip"]]
+        want.append(sum(M.auc(g.label, f.loc[g["clip"], "score"].to_numpy()) - M.auc(g.label, g.score) for _, g in base.groupby("section")) / 2)
+    assert both.value == pytest.approx(sum(want) / 2)

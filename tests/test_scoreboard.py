@@ -84,6 +84,24 @@ def test_each_kind_is_judged_by_its_own_rule():
     assert v("004", "STFT - Mel", "valve", "auc_difference") == "undecided on the synthetic factory"
 
 
+def test_a_no_worse_direction_uses_the_stated_margin():
+    from asdstudy.scoreboard import NO_WORSE_MARGIN
+
+    assert NO_WORSE_MARGIN == 0.02
+    claims = pd.DataFrame([_claim(paper="004", source="S2.5", method="high-pass - unfiltered", dataset="dcase2021-dev",
+                                  machine=m, unit="mean", metric="auc_difference", value=0, kind="direction",
+                                  chapter="explain") for m in ("pump", "fan", "valve", "slider")])
+    cis = {"pump": (-0.015, 0.03),   # a drop smaller than the margin at worst: holds
+           "fan": (-0.09, -0.03),    # wholly below -0.02: fails
+           "valve": (-0.05, 0.01),   # straddles -0.02: undecided
+           "slider": (0.01, 0.05)}   # an improvement is no worse: holds
+    res = pd.DataFrame([_row("004", "high-pass - unfiltered", "auc_difference", sum(ci) / 2, "mean", machine=m,
+                             dataset="dcase2021-dev", ci=ci, chapter="explain") for m, ci in cis.items()])
+    b = scoreboard(claims, res).set_index("machine")
+    assert b.verdict.to_dict() == {"pump": "holds", "fan": "fails", "valve": "undecided", "slider": "holds"}
+    assert "straddles -0.02" in b.loc["valve", "reason"]
+
+
 def test_a_count_must_be_equal_and_is_data_independent_when_declared():
     res = _results()
     res.loc[res.metric == "n_parameters", "value"] = 50761
@@ -157,6 +175,8 @@ def test_the_consistency_audit_finds_each_known_contradiction():
     assert (find("003", "PAUC from Table 7").verdict == "inconsistent").all()  # no pAUC +- is derivable
     assert find("003", "best pAUC").verdict.iloc[0] == "inconsistent"
     assert find("003", "hours of audio").verdict.iloc[0] == "inconsistent"
+    assert find("003", "Skip-GANomaly PAUC ('to 72%')").verdict.iloc[0] == "inconsistent"  # 72.64 % truncated
+    assert find("003", "GANomaly AUC ('to 88%')").verdict.iloc[0] == "consistent"
     assert find("004", "STFT matches or exceeds Mel").verdict.iloc[0] == "inconsistent"
     assert set(a.verdict) <= {"consistent", "within rounding", "inconsistent", "impossible"}
 
@@ -172,6 +192,13 @@ def test_paired_difference_ci_cancels_shared_difficulty():
     assert same.value == same.low == same.high == 0
     with pytest.raises(M.MetricError, match="same clips"):
         M.paired_mean_difference_ci([(y, a, b[:10])])
+    # one side as several detectors (one column each): the mean of their metrics
+    two = M.paired_mean_difference_ci([(y, np.c_[a, a], b)], n_boot=300, seed=0)
+    assert (two.value, two.low, two.high) == pytest.approx((ci.value, ci.low, ci.high))
+    half = M.paired_mean_difference_ci([(y, np.c_[a, b], b)], n_boot=300, seed=0)
+    assert half.value == pytest.approx(ci.value / 2)
+    with pytest.raises(M.MetricError, match="side B"):
+        M.paired_mean_difference_ci([(y, a, np.c_[b, b][:50])])
 
 
 def test_the_page_parts_render():

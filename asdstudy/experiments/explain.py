@@ -28,6 +28,7 @@ from ..explain import slime as SL
 from ..features.embeddings import AST_HUB_ID, ASTEmbedder, ASTInputParams, find_ast_weights
 from ..models.knn import KNNDetector
 from ..results import ResultWriter
+from ..scoreboard import NO_WORSE_MARGIN
 from . import protocol as P
 
 CHAPTER = "explain"
@@ -89,6 +90,7 @@ class Result:
     slime_seconds: float
     sweep_rows: pd.DataFrame
     sweep_seconds: float
+    filter_directions: pd.DataFrame
     similarity: pd.DataFrame
     tsne: pd.DataFrame
     expl: pd.DataFrame
@@ -102,7 +104,7 @@ class Result:
         p = self.params
         return {"xp_ast_note": self.ast_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
-                "xp_chapter_minutes": self.seconds / 60}
+                "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}"}
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -242,20 +244,77 @@ def heat_frame(results: list) -> pd.DataFrame:
 def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool):
     """Figure 3: the AST retrained from the start and the k-NN refitted on low- / high-passed audio
     at every cutoff (filtering before any feature, at training and test time alike). Returns
-    the rows and the ASTs by (filter kind, cutoff), reused by Figure 5."""
-    asts = {}
+    the rows, the ASTs by (filter kind, cutoff), reused by Figure 5, and every model's per-clip
+    test scores and classification hits by (filter kind, cutoff) -- keyed by the unfiltered
+    clip's path (column ``clip``), so that :func:`filter_directions` can pair them."""
+    asts, kept = {}, {}
+    table = table.assign(clip=table["path"])
 
     def run_filtered(t, kind, cutoff):
         tr, te = t[t["split"] == "train"], t[t["split"] == "test"]
         emb = asts[(kind, cutoff)] = train_ast(p, weights, kind0, tr, p.sweep_epochs)
-        acc = float(np.mean(emb.predict(emb.spectrograms(te)) == te["cls"].values))
+        hits = emb.predict(emb.spectrograms(te)) == te["cls"].values
         _, scores = knn_units(emb, tr, te, p.k, p.knn_metric)
+        kept[(kind, cutoff)] = (scores[["clip", "machine", "section", "domain", "label", "score"]],
+                                pd.Series(hits.astype(float), index=te["clip"].values))
         r = section_domain_means(scores, p).rename(columns={"value": "auc"})
-        r["accuracy"] = acc
+        r["accuracy"] = float(np.mean(hits))
         return r[["machine", "auc", "ci_low", "ci_high", "accuracy"]]
 
     rows = FL.sweep(run_filtered, table, cutoffs=p.cutoffs, sr=SR, n_jobs=p.jobs, progress=progress)
-    return rows, asts
+    return rows, asts, kept
+
+
+#: The filter kinds as the result rows name them.
+FILTER_NAME = {"lowpass": "low-pass", "highpass": "high-pass"}
+
+
+def filter_method(kind0: str, kind: str) -> str:
+    """The method name of a filter-sweep difference row (paper 004's Figure 3 directions)."""
+    return f"{NAME[kind0]}, {FILTER_NAME[kind]} - unfiltered"
+
+
+#: The method name of the classification-accuracy differences of the filter sweep.
+ACCURACY_METHOD = "AST fine-tuned (machine+section), {} - unfiltered"
+
+
+def filter_directions(kept: dict, p: Params, kind0: str) -> pd.DataFrame:
+    """Paper 004's Figure 3 read as directions: per machine type and filter kind, the mean over
+    the sweep's cutoffs of [AUC(filtered) - AUC(unfiltered)] (each AUC the mean over sections x
+    domains), with a paired bootstrap on the same test clips (every cutoff's model and the
+    unfiltered one scored on the same resample); and per filter kind the mean over cutoffs of
+    the classification accuracy's change, bootstrapped over the test clips."""
+    base_scores, base_hits = kept[("none", 0)]
+    rows = []
+    for kind in FL.KINDS:
+        keys = sorted(k for k in kept if k[0] == kind)
+        if not keys:
+            continue
+        wide = base_scores.set_index("clip")
+        cols = []
+        for key in keys:
+            s = kept[key][0].set_index("clip")["score"].rename(f"c{key[1]}")
+            wide = wide.join(s, how="inner")
+            cols.append(f"c{key[1]}")
+        for m, g in wide.groupby("machine"):
+            units = [(u["label"].to_numpy(int), u[cols].to_numpy(), u["score"].to_numpy())
+                     for _, u in g.groupby(["section", "domain"]) if u["label"].nunique() == 2]
+            if not units:
+                continue
+            ci = M.paired_mean_difference_ci(units, "auc", n_boot=p.n_boot, seed=p.seed)
+            rows.append({"method": filter_method(kind0, kind), "metric": "auc_difference", "machine": m, "unit": "mean",
+                         "value": ci.value, "ci_low": ci.low, "ci_high": ci.high,
+                         "n_normal": int((g["label"] == 0).sum()), "n_anomaly": int((g["label"] == 1).sum()),
+                         "note": f"mean over the cutoffs {', '.join(str(int(k[1])) for k in keys)} Hz of the mean over "
+                                 "sections x domains of AUC(filtered) - AUC(unfiltered); paired bootstrap on the same clips"})
+        hits = pd.concat([kept[key][1].rename(key[1]) for key in keys], axis=1).mean(axis=1)
+        change = hits - base_hits.reindex(hits.index)
+        ci = P.share_ci(change.to_numpy(), n_boot=p.n_boot, seed=p.seed)
+        rows.append({"method": ACCURACY_METHOD.format(FILTER_NAME[kind]), "metric": "accuracy_difference",
+                     "machine": "all", "unit": "all", "value": ci.value, "ci_low": ci.low, "ci_high": ci.high,
+                     "note": "mean over the cutoffs of accuracy(filtered) - accuracy(unfiltered) on the test clips; "
+                             "bootstrap over the clips"})
+    return pd.DataFrame(rows)
 
 
 def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: str):
@@ -430,8 +489,9 @@ def run(p: Params, progress: bool = True) -> Result:
     heat_bands = [f"{lo / 1000:.1f}-{hi / 1000:.1f}" for lo, hi in zip(b0.lo_hz, b0.hi_hz)]
     # filter sweeps and Figure 5
     t0 = P.Timer()
-    sweep_rows, sweep_asts = filter_sweep(p, weights, table, kind0, progress)
+    sweep_rows, sweep_asts, sweep_kept = filter_sweep(p, weights, table, kind0, progress)
     sweep_seconds = t0.seconds()
+    directions = filter_directions(sweep_kept, p, kind0)
     similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0)
     # every other chapter's detector, explained on the same clips
     det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
@@ -449,12 +509,16 @@ def run(p: Params, progress: bool = True) -> Result:
     if len(direction):
         w.add_frame(direction, paper="004", method=DIFFERENCE, metric="auc_difference", unit="mean",
                     note="mean over sections x domains of AUC(STFT) - AUC(Mel), paired bootstrap on the same clips")
+    for r in directions.itertuples(index=False):
+        counts = {} if r.metric == "accuracy_difference" else {"n_normal": int(r.n_normal), "n_anomaly": int(r.n_anomaly)}
+        w.add("004", r.method, r.metric, r.value, machine=r.machine, unit=r.unit, ci=(r.ci_low, r.ci_high),
+              note=r.note, **counts)
     rows = w.frame()
     w.write()
     return Result(
         params=p, data=data, table=table, counts=counts, centroids=centroids, ast_note=ast_note, accuracy=accuracy,
         fit_seconds=fit_seconds, units=units, test_scores=test_scores, table1=table1(units, p.inputs), claimed1=claimed1,
         mean_ci=mean_ci, heat=heat, heat_bands=heat_bands, slime_seconds=slime_seconds, sweep_rows=sweep_rows,
-        sweep_seconds=sweep_seconds, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
+        sweep_seconds=sweep_seconds, filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
         board=P.chapter_board("004", rows, CHAPTER), discussion=discussion(p, data, ast_note, units, sweep_rows, expl),
         seconds=timer.seconds())
