@@ -102,6 +102,23 @@ def smoke_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("smoke-data")
 
 
+def repo_copy(dst: Path, monkeypatch, names=("asdstudy", "notebooks")) -> Path:
+    """Copy the parts of the repository a chapter run needs into ``dst`` and make it the
+    repository for in-process runs (``runner.repo_root``) and the kernels they start
+    (PYTHONPATH); result rows go to ``dst/results``."""
+    import shutil
+
+    from asdstudy import runner
+
+    root = Path(runner.__file__).resolve().parent.parent
+    for name in names:
+        shutil.copytree(root / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runner, "repo_root", lambda: dst)
+    monkeypatch.setenv("ASDSTUDY_RESULTS", str(dst / "results"))
+    monkeypatch.setenv("PYTHONPATH", str(dst))
+    return dst
+
+
 def smoke_params(module, smoke_root, **changes):
     """A chapter's smoke-profile parameters on the shared smoke data root."""
     return module.Params.from_profile(module.CHAPTER, "smoke", data_root=str(smoke_root), **changes)

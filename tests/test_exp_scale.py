@@ -41,3 +41,39 @@ def test_per_vector_cost_is_the_slope_not_the_fixed_cost():
 def test_one_point_is_refused(smoke_root):
     with pytest.raises(ASDStudyError, match="'n_points'"):
         smoke_params(X, smoke_root, n_points=1)
+
+
+def test_paper004_plan_counts_the_explain_chapter_paper_profile():
+    from asdstudy.experiments import explain
+
+    e = explain.Params.from_profile("explain", "paper")
+    plan = X.paper004_plan(e)
+    assert plan["n_train"] == 7 * 6 * 1003 and plan["n_test"] == 7 * 3 * 400
+    # both inputs' ASTs, then the sweep: unfiltered + 19 cutoffs x 2 kinds
+    assert len(e.cutoffs) == 19 and plan["models"] == 2 + 1 + 38
+    assert plan["clip_steps"] == 42126 * (2 * 10 + 39 * 10)
+    assert plan["slime_forwards"] == 1000 * 8400
+    est = X.paper004_estimate({"step_s": 2.0, "forward_s": 0.5, "threads": 1}, plan).set_index("work")
+    assert est.iloc[1]["CPU-core years"] == pytest.approx(plan["clip_steps"] * 2.0 / 3.156e7)
+    assert est.iloc[0]["CPU-core years"] == pytest.approx(est.iloc[1:]["CPU-core years"].sum())
+    assert est.iloc[0]["count"] == plan["clip_steps"] + plan["embedding_forwards"] + plan["slime_forwards"]
+
+
+def test_time_ast_times_a_step_and_a_forward_and_restores_threads():
+    import torch
+
+    from asdstudy.features.embeddings import small_ast_config
+
+    before = torch.get_num_threads()
+    t = X.time_ast(small_ast_config(4, 64, 32, hidden=16, layers=1, heads=2), threads=1)
+    assert t["step_s"] > 0 and t["forward_s"] > 0 and t["threads"] == 1 and t["device"] == "cpu"
+    assert 0 < t["parameters"] < 1e6 and torch.get_num_threads() == before
+
+
+def test_smoke_run_says_the_ast_was_not_timed(res):
+    assert not res.ast_timing and res.ast_estimate.empty
+    assert "not timed" in res.glue()["scale_ast_summary"]
+
+
+def test_joblib_workers_are_warmed():
+    assert 1 <= X.warm_workers("joblib", 2) <= 2

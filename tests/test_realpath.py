@@ -11,6 +11,7 @@ import pytest
 
 from asdstudy import ASDStudyError, runner
 from asdstudy.datasets import DatasetError
+from conftest import repo_copy
 
 ROOT = Path(runner.__file__).resolve().parent.parent
 
@@ -25,11 +26,7 @@ def slider_only(shared_data, tmp_path_factory) -> Path:
 
 
 def test_run_data_with_the_paper_profile_on_a_one_machine_real_folder(slider_only, tmp_path, monkeypatch):
-    for name in ("asdstudy", "notebooks"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
-    monkeypatch.setenv("ASDSTUDY_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    repo_copy(tmp_path, monkeypatch)
     out = runner.run_chapter("data", "paper", {"data_root": str(slider_only), "jobs": 1}, progress=False)
     assert out == tmp_path / "book/_profiles/paper/data.ipynb"
     import pandas as pd

@@ -91,6 +91,12 @@ def test_worker_that_cannot_see_the_data_root_names_path_and_worker(cluster, tmp
     assert res.exit_code == 1 and "2 points: 1 done, 1 failed, 0 pending" in res.output
 
 
+def test_every_dask_worker_is_warmed_before_a_timing(cluster):
+    from asdstudy.experiments import scale
+
+    assert scale.warm_workers("dask", 2, cluster.scheduler_address) == 2
+
+
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("ASDSTUDY_DASK_TIMEOUT", "2s")
     with pytest.raises(ASDStudyError, match="cannot reach the dask scheduler"):
@@ -108,3 +114,24 @@ def test_gan_chapter_sweep_on_the_cluster_gives_the_local_numbers(cluster, smoke
     remote = X.run(smoke_params(X, smoke_root, scheduler=cluster.scheduler_address, **small), progress=False)
     cols = ["method", "machine", "unit", "auc", "pauc_mcclish"]
     assert local.per_id[cols].reset_index(drop=True).equals(remote.per_id[cols].reset_index(drop=True))
+
+
+def test_gan_chapter_notebook_runs_unchanged_with_a_scheduler_parameter(cluster, smoke_root, tmp_path, monkeypatch):
+    """`asdstudy run gans -p scheduler ADDRESS`: the chapter's own notebook, through the runner,
+    sends every sweep point to the cluster's workers."""
+    import json
+
+    from asdstudy import runner
+    from conftest import repo_copy
+
+    repo_copy(tmp_path, monkeypatch)
+    over = {"scheduler": cluster.scheduler_address, "data_root": str(smoke_root), "kinds": ["ganomaly"],
+            "machines": ["valve"], "seeds": [0], "jobs": 1}
+    out = runner.run_chapter("gans", "smoke", over, progress=False)
+    assert out == tmp_path / "book/_profiles/smoke/gans.ipynb"
+    folder, = (tmp_path / "results").rglob("gans-smoke")
+    records = [json.loads(p.read_text()) for p in folder.glob("*.json") if not p.name.endswith(".failed.json")
+               and p.name not in ("sweep.json",)]
+    records = [r for r in records if "worker" in r]
+    addresses = set(cluster.scheduler_info["workers"])
+    assert records and all(any(a in r["worker"] for a in addresses) for r in records)
