@@ -54,13 +54,16 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         # the DCASE 2020 baseline: 128 mels, batch 512, 100 epochs, 10 % validation split
         "smoke": {"machine": "slider", "ids": "all", "epochs": 1, "batch_ae": 256, "batch_vae": 512,
                   "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
-                  "val_fraction": 0.1, "seeds": [0, 1]},
+                  "val_fraction": 0.1, "patience": 2, "both_units": ["Dense AE"], "seeds": [0, 1]},
         "default": {"machine": "slider", "ids": "all", "epochs": 6, "batch_ae": 128, "batch_vae": 512,
                     "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
-                    "val_fraction": 0.1, "seeds": [0, 1, 2]},
+                    "val_fraction": 0.1, "patience": 3, "both_units": ["Dense AE"], "seeds": [0, 1, 2]},
+        # early stopping: the paper stops "if the validation loss did not improve for a certain
+        # number of consecutive epochs"; 10 is the study's reading of that number
         "paper": {"machine": "slider", "ids": ["00", "02", "04"], "epochs": 100, "batch_ae": 128,
                   "batch_vae": 512, "batch_baseline": 512, "n_mels_ae": 64, "n_mels_vae": 128,
-                  "lr": 1e-3, "val_fraction": 0.1, "seeds": [0, 1, 2]},
+                  "lr": 1e-3, "val_fraction": 0.1, "patience": 10, "both_units": ["Dense AE"],
+                  "seeds": [0, 1, 2]},
     },
     "sequence": {
         # paper 001: 128 mels at 16 kHz, 10-frame windows; LSTM batch 32, GRU batch 64, 10 epochs,

@@ -29,9 +29,63 @@ def test_rows_are_sound(res):
         assert m[(m.unit == "mean") & (m.metric == "auc")].ci_low.notna().all()
 
 
-def test_pooled_row_says_it_mixes_per_id_models(res):
+def test_training_units_as_the_paper_and_the_recipe(res):
+    """The baseline (its official recipe) and the paper's AE train one model for all slider ids,
+    the VAE one per id; the AE's other reading runs beside it under its own name."""
+    det = res.cmp.detectors
+    units = res.units
+    assert len(units) > 1
+    for method in ("DCASE baseline", "Dense AE"):
+        assert len({id(det[(method, "slider", u)]) for u in units}) == 1
+        assert set(res.first[res.first.method == method].training_unit) == {"machine"}
+    for method in ("VAE", "Dense AE (one model per id)"):
+        assert len({id(det[(method, "slider", u)]) for u in units}) == len(units)
+        assert set(res.first[res.first.method == method].training_unit) == {"unit"}
+    notes = res.rows[(res.rows.method == "DCASE baseline") & (res.rows.unit == units[0])].note
+    assert notes.str.contains("one model per machine type").all()
+
+
+def test_pooled_row_is_one_models_auc(res):
+    """The AE's pooled AUC is one model's now, so it carries no 'separately trained' note."""
     pooled = res.rows[(res.rows.unit == "all") & (res.rows.metric == "auc")]
-    assert len(pooled) == 1 and "separately trained" in pooled.note.iloc[0]
+    assert len(pooled) == 1 and pooled.note.fillna("").iloc[0] == ""
+    s0 = res.scores[(res.scores.seed == res.params.seeds[0]) & (res.scores.method == "Dense AE (one model per id)")]
+    with pytest.raises(X.P.ASDStudyError, match="separately trained"):
+        X.P.pooled_auc(s0, model="model")
+
+
+def test_only_the_thresholded_ae_loses_held_out_clips(res):
+    assert set(res.holdout.method) == {"Dense AE", "Dense AE (one model per id)"}
+
+
+def test_early_stopping_is_set_for_the_papers_networks_only(smoke_root):
+    p = smoke_params(X, smoke_root, patience=4)
+    mk = X.makers(p)
+    assert mk["Dense AE"](0).config.patience == 4 and mk["VAE"](0).config.patience == 4
+    assert mk["DCASE baseline"](0).config.patience is None
+    assert X.makers(smoke_params(X, smoke_root, patience=0))["VAE"](0).config.patience is None
+
+
+def test_early_stopping_fires_for_the_ae(smoke_root):
+    """Paper 002 stops on its validation loss: with a learning rate that cannot settle, training
+    stops long before its epoch budget and restores the best epoch."""
+    from asdstudy.models.autoencoders import AEConfig, AutoencoderDetector
+
+    data = X.P.load_data(smoke_params(X, smoke_root), ["slider"])
+    train = data.table[data.table.split == "train"].head(6)
+    det = AutoencoderDetector(AEConfig(kind="ae", n_mels=64, epochs=60, batch_size=64, lr=0.5, patience=2,
+                                       val_fraction=0.2, seed=0)).fit(train)
+    h = det.history_
+    assert h.stopped_early and len(h.train) < 60
+    assert h.val[h.best_epoch] == min(h.val)
+
+
+def test_unknown_training_unit_is_refused(smoke_root):
+    with pytest.raises(X.P.ASDStudyError, match="parameter 'units'"):
+        smoke_params(X, smoke_root, units={"VAE": "section"})
+    from asdstudy.models.base import check_training_units
+    with pytest.raises(X.P.ASDStudyError, match="training unit 'x'"):
+        check_training_units({"a": None}, {"a": "x"})
 
 
 def test_means_are_the_mean_over_ids(res):
@@ -47,7 +101,7 @@ def test_honest_threshold_reads_held_out_normals_only(res, monkeypatch):
     s0 = res.scores[(res.scores.seed == res.params.seeds[0]) & (res.scores.method == "Dense AE")]
     h0 = res.holdout[(res.holdout.seed == res.params.seeds[0]) & (res.holdout.method == "Dense AE")]
     out = X.threshold_decisions(s0, h0)
-    assert len(seen) == len(res.units)
+    assert len(seen) == 1  # one model for all ids, so one threshold
     assert sorted(np.concatenate(seen).tolist()) == sorted(h0.score.tolist())
     assert list(out.index) == [X.HONEST_RULE, X.LEAKY_RULE]
     assert ((out >= 0) & (out <= 1)).all().all()

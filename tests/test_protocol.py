@@ -126,6 +126,42 @@ def test_pooled_auc_refuses_separately_trained_models_unless_labelled():
     assert note1 == "" and ci1.low <= ci1.value <= ci1.high
 
 
+def test_pooled_auc_needs_the_column_naming_the_model():
+    with pytest.raises(ASDStudyError, match="no column \\['model'\\]"):
+        P.pooled_auc(scored())
+
+
+def test_run_methods_trains_one_model_per_machine_type_when_declared(smoke_root):
+    """'machine': one fit on every id's normals, scored per id; 'unit': one fit per id."""
+    from asdstudy.models.base import run_methods
+
+    fits = []
+
+    class Counting:
+        def __init__(self, seed):
+            self.seed = seed
+
+        def fit(self, table, y=None):
+            fits.append(sorted(table["id"].unique()))
+            self.mean_ = 0.0
+            return self
+
+        def score(self, table):
+            return np.arange(len(table), dtype=float)
+
+    data = P.load_data(P.ChapterParams.from_profile("data", "smoke", data_root=str(smoke_root)), ["slider"])
+    ids = sorted(data.table["id"].unique())
+    out = run_methods({"per type": Counting, "per id": Counting}, data.table, seeds=(0,), n_boot=20, progress=False,
+                      units={"per type": "machine"}, thresholded=["per id"])
+    assert fits[0] == ids and all(len(f) == 1 for f in fits[1:]) and len(fits) == 1 + len(ids)
+    m = out["metrics"]
+    assert len(m) == 2 * len(ids) and set(m[m.method == "per type"].training_unit) == {"machine"}
+    assert set(out["scores"][out["scores"].method == "per type"].model) == {"slider"}
+    assert set(out["holdout"].method) == {"per id"}
+    with pytest.raises(ASDStudyError, match="not among the methods"):
+        run_methods({"a": Counting}, data.table, units={"b": "machine"}, progress=False)
+
+
 def test_ci_separation_counts():
     first = pd.DataFrame({"method": ["a", "a", "b", "b"], "unit": ["0", "1", "0", "1"], "auc": [0.9, 0.5, 0.5, 0.5],
                           "auc_low": [0.85, 0.4, 0.4, 0.4], "auc_high": [0.95, 0.6, 0.6, 0.6]})

@@ -337,7 +337,7 @@ def mean_over_units(scores: pd.DataFrame, by=("method", "machine"), unit: str | 
     return pd.DataFrame(rows)
 
 
-def pooled_auc(scores: pd.DataFrame, model: str | list = "unit", n_boot: int = 1000, seed: int = 0,
+def pooled_auc(scores: pd.DataFrame, model: str | list = "model", n_boot: int = 1000, seed: int = 0,
                allow_separate_models: bool = False) -> tuple[M.Interval, str]:
     """AUC of all clips' scores taken together, with a CI, and a note on what it means.
 
@@ -351,14 +351,19 @@ def pooled_auc(scores: pd.DataFrame, model: str | list = "unit", n_boot: int = 1
         (Interval, note) with note "" for one model.
     """
     cols = [model] if isinstance(model, str) else list(model)
-    n_models = scores.groupby(cols).ngroups if all(c in scores for c in cols) else 1
+    missing = [c for c in cols if c not in scores]
+    if missing:
+        raise ASDStudyError(f"pooled_auc: the scores have no column {missing} naming the model that produced each "
+                            "score, so it cannot tell whether they come from one model; pass model= the column "
+                            "that does (run_methods writes 'model').")
+    n_models = scores.groupby(cols).ngroups
     note = ""
     if n_models > 1:
         if not allow_separate_models:
             raise ASDStudyError(f"pooled_auc: the scores come from {n_models} separately trained models "
                                 f"({', '.join(cols)}); their scales differ, so a pooled AUC is not one model's "
                                 "number. Pass allow_separate_models=True to compute it anyway, labelled as such.")
-        note = (f"pooled over {n_models} separately trained per-{cols[-1]} models (scores on different scales); "
+        note = (f"pooled over {n_models} separately trained models (scores on different scales); "
                 "not a single model's AUC")
     ci = M.bootstrap_ci(scores["label"].to_numpy(int), scores["score"].to_numpy(float), "auc", n_boot=n_boot, seed=seed)
     return ci, note
@@ -400,6 +405,11 @@ def ci_separation(first: pd.DataFrame, a: str, b: str, metric: str = "auc", unit
     return above, below, len(ca)
 
 
+#: How a result row names the training unit of the model(s) behind it.
+TRAINING_UNIT_WORDS = {"machine": "one model per machine type, trained on all its ids",
+                       "unit": "one model per id / section"}
+
+
 @dataclass
 class Comparison:
     """Several detectors trained per unit and seed on the same clips (:func:`compare_methods`)."""
@@ -437,9 +447,10 @@ class Comparison:
         seed spread of each method, ``papers`` mapping method -> paper id."""
         spread = seed_spread(self.metrics, by=("method",))
         for name, paper in papers.items():
-            writer.add_metrics(paper, name, self.first[self.first["method"] == name],
-                               metrics=("auc", "pauc_mcclish", "pauc_raw"))
-            writer.add_frame(self.means[self.means["method"] == name].assign(unit="mean"), paper=paper)
+            first = self.first[self.first["method"] == name]
+            trained = TRAINING_UNIT_WORDS[first["training_unit"].iloc[0]] if "training_unit" in first else ""
+            writer.add_metrics(paper, name, first, metrics=("auc", "pauc_mcclish", "pauc_raw"), note=trained)
+            writer.add_frame(self.means[self.means["method"] == name].assign(unit="mean"), paper=paper, note=trained)
             sd = spread.get(name, np.nan)
             writer.add(paper, name, "auc_seed_std", sd, machine=machine, unit="mean", note=nan_note(sd))
 
@@ -458,19 +469,23 @@ class ComparisonResult:
     train_seconds = property(lambda self: self.cmp.train_seconds)
 
 
-def compare_methods(makers: dict, data: ChapterData, seeds, n_boot: int = 1000, progress: bool = True) -> Comparison:
-    """Train every method once per unit (machine id or section) and seed, on the same clips.
+def compare_methods(makers: dict, data: ChapterData, seeds, n_boot: int = 1000, progress: bool = True,
+                    units: dict | None = None, thresholded=None) -> Comparison:
+    """Train every method once per training unit and seed, on the same clips.
 
-    The training unit is the unit of :func:`asdstudy.datasets.unit_column` (one model per
-    machine id in DCASE 2020): a seeded tenth of each unit's training normals is held out for
-    honest thresholds, scores are per unit with bootstrap CIs, and the first seed's means over
-    units carry the CI of the mean.
+    Each method declares its training unit in ``units`` (``"machine"``: one model per machine
+    type, as the DCASE 2020 baseline; ``"unit"``: one model per id / section, the default). A
+    seeded tenth of each unit's training normals is held out for honest thresholds, scores are
+    per unit (the unit of :func:`asdstudy.datasets.unit_column`) with bootstrap CIs, and the
+    first seed's means over units carry the CI of the mean. Only the ``thresholded`` methods
+    (default: all) give up the held-out tenth; the others train on every normal.
     """
     from ..models.base import run_methods
 
     seeds = list(seeds)
     t0 = time.time()
-    out = run_methods(makers, data.table, seeds=seeds, n_boot=n_boot, progress=progress)
+    out = run_methods(makers, data.table, seeds=seeds, n_boot=n_boot, progress=progress, units=units,
+                      thresholded=thresholded)
     seconds = time.time() - t0
     s0 = out["scores"][out["scores"]["seed"] == seeds[0]]
     means = mean_over_units(s0, by=("method", "machine"), n_boot=n_boot, seed=seeds[0])

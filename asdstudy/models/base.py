@@ -93,61 +93,110 @@ def evaluate_per_unit(make_detector, table: pd.DataFrame, n_boot: int = 1000, se
             run["scores"].drop(columns=["method", "seed"]))
 
 
+#: The training units a method may declare: one model per machine type (trained on the
+#: training normals of all its ids / sections, as the official DCASE 2020 baseline and papers
+#: 001 and 003 do) or one model per id / section (the unit the metrics are reported on).
+TRAINING_UNITS = ("machine", "unit")
+
+
+def check_training_units(makers: dict, units: dict | None) -> dict:
+    """``units`` completed for every method of ``makers`` (default: per id / section), bad
+    values refused naming the method and what is allowed."""
+    units = dict(units or {})
+    unknown = sorted(set(units) - set(makers))
+    if unknown:
+        raise ASDStudyError(f"training units given for {unknown}, which are not among the methods {list(makers)}.")
+    for name in makers:
+        units.setdefault(name, "unit")
+        if units[name] not in TRAINING_UNITS:
+            raise ASDStudyError(f"method {name!r}: training unit {units[name]!r}; use 'machine' (one model per "
+                                "machine type) or 'unit' (one model per id / section).")
+    return units
+
+
 def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 1000,
-                holdout_fraction: float = 0.1, progress: bool = True) -> dict:
-    """Run several detectors per unit and seed, the way every chapter compares methods.
+                holdout_fraction: float = 0.1, progress: bool = True, units: dict | None = None,
+                thresholded=None) -> dict:
+    """Run several detectors per training unit and seed, the way every chapter compares methods.
 
     For each (machine, unit): a seeded ``holdout_fraction`` of the training normals is held out
-    (never trained on) so that thresholds can be chosen honestly on their scores; each method
-    is fitted on the rest, once per seed, and scores the test clips and the held-out clips.
+    (never trained on) so that thresholds can be chosen honestly on their scores. Each method
+    is fitted once per seed per its declared training unit (``units[method]``): ``"unit"``, one
+    model per id / section on that unit's remaining normals; ``"machine"``, one model per
+    machine type on the remaining normals of all its units. Either way the metrics are per
+    unit (the DCASE scoring unit), and every score row names the model that produced it
+    (``model``: ``machine`` or ``machine/unit``), so pooled figures can be taken from one
+    model's scores only. Only the methods in ``thresholded`` (default: all) lose the held-out
+    clips to threshold choice; the others train on every training normal, as the papers did.
 
     Args:
         makers: {method name: callable(seed) -> new Detector}.
         table: clip table with train and labelled test clips.
         seeds: training seeds; metrics with CIs for each, the first seed's detectors are kept.
         n_boot: bootstrap replicates for the CIs.
+        units: {method name: "machine" | "unit"}; methods not named train per unit.
+        thresholded: the methods whose decisions need a threshold from held-out normals (None:
+            all); held-out clips are scored only for these.
 
     Returns:
-        dict with ``metrics`` (one row per method, machine, unit, seed), ``scores`` (test clips
-        with method, seed and score columns), ``holdout`` (held-out normal clips, same columns)
-        and ``detectors`` ({(method, machine, unit): fitted detector of the first seed}).
+        dict with ``metrics`` (one row per method, machine, unit, seed, with ``training_unit``),
+        ``scores`` (test clips with method, seed, model and score columns), ``holdout``
+        (held-out normal clips, same columns) and ``detectors`` ({(method, machine, unit): the
+        first seed's fitted detector that scored that unit}; a per-machine model appears under
+        each of its units).
     """
     from tqdm.auto import tqdm
 
+    units = check_training_units(makers, units)
+    thresholded = set(makers) if thresholded is None else set(thresholded)
+    if thresholded - set(makers):
+        raise ASDStudyError(f"thresholded names {sorted(thresholded - set(makers))}, which are not among the "
+                            f"methods {list(makers)}.")
     table = table.assign(unit=unit_column(table))
-    metrics, scores, holdout, detectors = [], [], [], {}
-    groups = list(table.groupby(["machine", "unit"], sort=True))
-    total = len(groups) * len(makers) * len(seeds)
-    bar = tqdm(total=total, desc="fits", disable=not progress)
-    for (machine, unit), g in groups:
+    parts = {}  # (machine, unit) -> (fit_on, held, test)
+    for (machine, unit), g in table.groupby(["machine", "unit"], sort=True):
         train = g[g["split"] == "train"]
         test = g[(g["split"] == "test") & g["label"].notna()]
-        rng = np.random.default_rng(12345)  # the same held-out clips for every method and seed
-        n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
-        hold_idx = rng.permutation(len(train))[:n_hold]
         if train.empty or test.empty:
             raise ASDStudyError(f"{machine} unit {unit}: needs both train and labelled test clips "
                                 f"(found {len(train)} train, {len(test)} test).")
-        held = train.iloc[hold_idx]
-        fit_on = train.drop(index=held.index)
-        for name, make in makers.items():
-            for seed in seeds:
-                det = make(seed)
-                t0 = time.perf_counter()
-                det.fit(fit_on)
-                t1 = time.perf_counter()
-                s = np.asarray(det.score(test), dtype=float)
-                row = {"method": name, "machine": machine, "unit": unit, "seed": seed}
-                row.update(score_table(test["label"].to_numpy(int), s, n_boot=n_boot, seed=seed))
-                row.update(fit_s=t1 - t0, score_s=time.perf_counter() - t1)
-                metrics.append(row)
-                scores.append(test.assign(method=name, seed=seed, score=s))
-                if len(held):
-                    holdout.append(held.assign(method=name, seed=seed, score=det.score(held)))
-                if seed == seeds[0]:
-                    detectors[(name, machine, unit)] = det
-                bar.update(1)
+        rng = np.random.default_rng(12345)  # the same held-out clips for every method and seed
+        n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
+        held = train.iloc[rng.permutation(len(train))[:n_hold]]
+        parts[(machine, unit)] = (train.drop(index=held.index), held, test)
+    machines = sorted({m for m, _ in parts})
+    jobs = []  # (method, seed, model name, [(machine, unit), ...])
+    for name in makers:
+        for seed in seeds:
+            if units[name] == "machine":
+                jobs += [(name, seed, m, [k for k in parts if k[0] == m]) for m in machines]
+            else:
+                jobs += [(name, seed, f"{m}/{u}", [(m, u)]) for m, u in parts]
+    metrics, scores, holdout, detectors = [], [], [], {}
+    bar = tqdm(total=len(jobs), desc="fits", disable=not progress)
+    for name, seed, model, keys in jobs:
+        det = makers[name](seed)
+        hold = name in thresholded
+        t0 = time.perf_counter()
+        det.fit(pd.concat([parts[k][0] if hold else pd.concat(parts[k][:2]) for k in keys]))
+        fit_s = time.perf_counter() - t0
+        for machine, unit in keys:
+            _, held, test = parts[(machine, unit)]
+            t1 = time.perf_counter()
+            s = np.asarray(det.score(test), dtype=float)
+            row = {"method": name, "machine": machine, "unit": unit, "seed": seed, "training_unit": units[name]}
+            row.update(score_table(test["label"].to_numpy(int), s, n_boot=n_boot, seed=seed))
+            row.update(fit_s=fit_s / len(keys), score_s=time.perf_counter() - t1)
+            metrics.append(row)
+            scores.append(test.assign(method=name, seed=seed, model=model, score=s))
+            if hold and len(held):
+                holdout.append(held.assign(method=name, seed=seed, model=model, score=det.score(held)))
+            if seed == seeds[0]:
+                detectors[(name, machine, unit)] = det
+        bar.update(1)
     bar.close()
-    return {"metrics": pd.DataFrame(metrics), "scores": pd.concat(scores, ignore_index=True),
+    metrics = pd.DataFrame(metrics).sort_values(["machine", "unit", "method", "seed"], kind="stable",
+                                                key=lambda c: c.map(list(makers).index) if c.name == "method" else c)
+    return {"metrics": metrics.reset_index(drop=True), "scores": pd.concat(scores, ignore_index=True),
             "holdout": pd.concat(holdout, ignore_index=True) if holdout else pd.DataFrame(),
             "detectors": detectors}
