@@ -153,8 +153,10 @@ def loss_curves(history: pd.DataFrame, panel: str = "method", series: str = "uni
 
 
 def score_histograms(scores: pd.DataFrame, panel: str = "method", xlabel: str = "anomaly score", ncols: int = 3,
-                     score: str = "score", bins: int = 40):
-    """Histograms of normal and anomalous clips' scores, one panel per ``panel`` value."""
+                     score: str = "score", bins: int = 40, thresholds: dict | None = None):
+    """Histograms of normal and anomalous clips' scores, one panel per ``panel`` value;
+    ``thresholds`` ({label: value}) are drawn as vertical lines on every panel (the paper 002
+    Figure 8 view: where a threshold cuts the two distributions)."""
     panels = list(dict.fromkeys(scores[panel]))
     fig, axes = _grid(len(panels), ncols, height=3.0)
     for ax, p in zip(axes, panels):
@@ -162,6 +164,8 @@ def score_histograms(scores: pd.DataFrame, panel: str = "method", xlabel: str = 
         edges = np.histogram_bin_edges(g[score], bins)
         ax.hist(g[score][g["label"] == 0], edges, alpha=0.6, label="normal", color="tab:blue")
         ax.hist(g[score][g["label"] == 1], edges, alpha=0.6, label="anomalous", color="tab:red")
+        for (name, t), ls in zip((thresholds or {}).items(), ("-", "--", ":", "-.")):
+            ax.axvline(t, color="k", ls=ls, lw=1.2, label=f"{name}: {t:.3g}")
         ax.set(title=str(p), xlabel=xlabel, ylabel="clips")
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -52,6 +52,40 @@ def test_one_model_per_machine_type(res):
     assert res.selection.groupby(["kind", "machine"]).size().eq(len(res.params.grid["w_con"])).all()
 
 
+def test_pooled_and_per_id_means_both_reported(res):
+    """'Considering the entire test set': the pooled AUC per machine type beside the mean over ids."""
+    r = res.rows
+    pooled = r[(r.unit == "pooled") & (r.metric == "auc")]
+    assert set(pooled.machine) == set(res.params.machine_list) and pooled.ci_low.notna().all()
+    assert len(pooled) == len(res.pooled[res.pooled.metric == "auc"])
+    assert (res.pooled.n_normal + res.pooled.n_anomaly).groupby(res.pooled.machine).first().to_dict() == res.n_test
+
+
+def test_both_score_rules_reported(res):
+    t = res.score_rules
+    assert set(t.rule) == {"own", "reconstruction"}
+    assert (t.ci_low <= t.value).all() and (t.value <= t.ci_high).all()
+    # the rows answer claims with the paper's described score; the own score is named as such
+    assert res.params.score_rule == "reconstruction"
+    own = res.rows[res.rows.method.str.contains("each model's own score")]
+    assert len(own) and not own.method.str.startswith("DCASE").any()
+    mine = res.by_machine[(res.by_machine.metric == "auc")].set_index(["method", "machine"]).value
+    rec = t[t.rule == "reconstruction"].set_index(["method", "machine"]).value
+    assert np.allclose(mine.sort_index(), rec.reindex(mine.index).sort_index())
+
+
+def test_score_rule_is_validated(smoke_root):
+    with pytest.raises(X.P.ASDStudyError, match="score_rule"):
+        smoke_params(X, smoke_root, score_rule="latent")
+
+
+def test_one_setting_gives_no_optimism_number(res):
+    from dataclasses import replace
+
+    r = replace(res, optimism=float("nan"))
+    assert "no selection bias to measure" in r.selection_text() and "nan" not in r.selection_text()
+
+
 def test_vacuous_selection_is_said(res):
     text = X.discussion(res.params, res.data, res.overall, res.choice.assign(points=1), 0.0, res.order)
     assert "no choice" in text

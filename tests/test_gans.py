@@ -27,8 +27,8 @@ def test_shapes(n_hidden, latent):
     assert x_hat.shape == (5, 640) and z.shape == z_hat.shape == (5, latent)
     s = SkipGANomaly(640, 128, n_hidden, latent)
     assert s(x).shape == (5, 640)
-    # n_hidden blocks in every encoder: count the batch-norm layers of G_E
-    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in g.encoder1.modules()) == n_hidden
+    # n_hidden blocks in every encoder, plus the batch-normalised latent layer
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in g.encoder1.modules()) == n_hidden + 1
     for m in (e, g, s):
         assert anomaly_scores(m, x).shape == (5,)
 
@@ -40,7 +40,7 @@ def test_skip_generator_really_uses_the_skips():
     x = torch.randn(4, 640)
     base = s(x)
     with torch.no_grad():
-        s.generator.code.weight.zero_(); s.generator.code.bias.zero_()
+        s.generator.code[0].weight.zero_(); s.generator.code[0].bias.zero_()
     # with the code zeroed, the output still depends on x through the skip connections
     y1, y2 = s(x), s(x + 1.0)
     assert not torch.allclose(y1, y2) and base.shape == y1.shape
@@ -110,6 +110,57 @@ def test_config_checks():
         GANConfig(dropout=1.0)
     with pytest.raises(ASDStudyError, match="latent"):
         GANConfig(latent=0)
+
+
+@pytest.mark.parametrize("cls", [EGBAD, GANomaly, SkipGANomaly])
+def test_latent_layer_has_batch_norm_and_relu(cls):
+    """Paper 003: every layer but the decoder's output uses batch norm and ReLU, the latent code
+    included; the original models' linear code is kept as an option."""
+    m = cls(640, 128, 3, 8)
+    code = (m.encoder.code if cls is EGBAD else m.encoder1.code if cls is GANomaly else m.generator.code)
+    kinds = [type(layer) for layer in code]
+    assert kinds == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]
+    m.eval()
+    with torch.no_grad():
+        z = m.encoder(torch.randn(7, 640)) if cls is EGBAD else m.encoder1(torch.randn(7, 640)) if cls is GANomaly else None
+    if z is not None:
+        assert (z >= 0).all()  # a ReLU code
+    plain = cls(640, 128, 3, 8, latent_bn_relu=False)
+    code = (plain.encoder.code if cls is EGBAD else plain.encoder1.code if cls is GANomaly else plain.generator.code)
+    assert isinstance(code, torch.nn.Linear)
+    assert isinstance(build(GANConfig(kind="ganomaly", latent_bn_relu=False)).encoder1.code, torch.nn.Linear)
+
+
+@pytest.mark.parametrize("cls", [EGBAD, GANomaly, SkipGANomaly])
+def test_both_score_rules(cls):
+    """The own rule and paper 003's input-vs-generated distance, computed from the same model:
+    the reconstruction rule is the mean |x - G(x)|; for GANomaly the own rule is the latent distance."""
+    torch.manual_seed(0)
+    m = cls(640, 128, 3, 8).eval()
+    x = torch.randn(6, 640)
+    rec = anomaly_scores(m, x, rule="reconstruction")
+    with torch.no_grad():
+        x_hat = m(x)[0] if cls in (EGBAD, GANomaly) else m(x)
+    assert torch.allclose(rec, (x - x_hat).abs().mean(1))
+    own = anomaly_scores(m, x, rule="own")
+    if cls is GANomaly:
+        with torch.no_grad():
+            _, z, z_hat = m(x)
+        assert torch.allclose(own, ((z - z_hat) ** 2).mean(1))
+    assert not torch.allclose(own, rec)
+    with pytest.raises(ASDStudyError, match="score rule"):
+        anomaly_scores(m, x, rule="latent")
+
+
+def test_detector_gives_both_scores(tiny_synth):
+    t = clip_table(tiny_synth / "dcase2020", machines=["valve"])
+    det = GANDetector(GANConfig(kind="ganomaly", epochs=1, batch_size=256, train_stride=8))
+    det.fit(t[t.split == "train"])
+    test = t[t.split == "test"]
+    both = det.score_rules(test)
+    assert list(both.columns) == ["own", "reconstruction"] and len(both) == len(test)
+    assert np.allclose(both["own"], det.score(test))
+    assert np.allclose(both["reconstruction"], det.score_spectrograms(det.spectrograms(test), "reconstruction"))
 
 
 def test_detector_on_tiny_data(tiny_synth):

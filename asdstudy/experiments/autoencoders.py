@@ -99,16 +99,29 @@ class Result(P.ComparisonResult):
         p, m = self.params, self.means.set_index(["method", "metric"]).value
         honest = self.decisions.loc[HONEST_RULE]
         out = {"ae_lr": p.lr, "ae_batch_ae": p.batch_ae, "ae_batch_vae": p.batch_vae,
-               "ae_batch_baseline": p.batch_baseline, "ae_val_pct": 100 * p.val_fraction, "ae_epochs": p.epochs,
+               "ae_batch_baseline": p.batch_baseline, "ae_val_pct": 100 * p.val_fraction, "ae_epochs": p.epochs, "ae_patience": p.patience,
                "ae_pooled_auc": self.pooled.value, "ae_discussion": self.discussion,
                "ae_chapter_minutes": self.seconds / 60}
         for name, key in (("VAE", "vae"), ("Dense AE", "ae"), ("DCASE baseline", "base")):
             out[f"ae_mean_auc_{key}"] = m[(name, "auc")]
             out[f"ae_mean_pauc_{key}"] = m[(name, "pauc_mcclish")]
+        out["ae_units_text"] = self.units_text()
         for k, col in (("prec", "precision (anomaly)"), ("rec", "recall (anomaly)"), ("acc", "accuracy"),
                        ("f1", "F1 (anomaly)")):
             out[f"ae_honest_{k}"] = honest[col]
         return out
+
+
+    def units_text(self) -> str:
+        """Which training unit each method used, in one sentence."""
+        tu = self.first.groupby("method", sort=False)["training_unit"].first()
+        words = {"machine": "one model for all ids", "unit": "one model per id"}
+        return "; ".join(f"{m}: {words[u]}" for m, u in tu.items()) + "."
+
+    def thresholds(self) -> dict:
+        """The AE's thresholds under both rules (one model scored every id), for Figure 8."""
+        t = self.decisions["threshold"].dropna()
+        return {rule: float(v) for rule, v in t.items()}
 
 
 def architectures(p: Params) -> pd.DataFrame:
@@ -217,19 +230,23 @@ def threshold_decisions(scores: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataF
     the numbers) is shown beside it.
     """
     preds = {HONEST_RULE: [], LEAKY_RULE: []}
-    ys = []
+    ys, chosen = [], {HONEST_RULE: [], LEAKY_RULE: []}
     for u, g in scores.groupby("model", sort=True):
         h = holdout[holdout["model"] == u]
         s = g["score"].to_numpy(float)
-        preds[HONEST_RULE].append(s >= M.threshold_mean_std(h["score"], k=2))
-        preds[LEAKY_RULE].append(s >= M.threshold_max_f1(g["label"], g["score"]))
+        chosen[HONEST_RULE].append(M.threshold_mean_std(h["score"], k=2))
+        chosen[LEAKY_RULE].append(M.threshold_max_f1(g["label"], g["score"]))
+        for rule in preds:
+            preds[rule].append(s >= chosen[rule][-1])
         ys.append(g["label"].to_numpy(int))
     y = np.concatenate(ys)
     out = {}
     for rule, pr in preds.items():
         rep = M.classification_report(y, np.concatenate(pr).astype(float), 0.5)
         out[rule] = {"precision (anomaly)": rep.loc["anomaly", "precision"], "recall (anomaly)": rep.loc["anomaly", "recall"],
-                     "accuracy": rep.attrs["accuracy"], "F1 (anomaly)": rep.loc["anomaly", "f1"]}
+                     "accuracy": rep.attrs["accuracy"], "F1 (anomaly)": rep.loc["anomaly", "f1"],
+                     # one threshold per trained model: a single number when one model scored every id
+                     "threshold": chosen[rule][0] if len(chosen[rule]) == 1 else np.nan}
     return pd.DataFrame(out).T
 
 

@@ -23,6 +23,19 @@ Each model exposes ``discriminator_parameters()`` and ``generator_parameters()``
 the study's one loop with two optimisers (:func:`asdstudy.training.fit` with ``parts``): for
 every batch one discriminator step, then one generator step.
 
+Readings of the paper (Section 4.2): "three hidden layers in addition to the input and output
+layers" is read as three Linear-BN-ReLU blocks of 128 units in each encoder, decoder and
+discriminator (the grid's HL 4 adds one), and "except for the output layer of the decoder, all
+other layers utilize ReLU and Batch Normalization" as a latent code that is itself batch-
+normalised and passed through a ReLU (``latent_bn_relu``; False gives the original models'
+linear code). With a ReLU code EGBAD's encoder cannot match its N(0, 1) prior's negative half,
+which its discriminator can see: one way the paper's architecture can make EGBAD fail.
+
+Scores (:data:`SCORE_RULES`): ``"own"`` is each original model's rule above; ``"reconstruction"``
+is what paper 003 describes for all three ("the distance between the input and its generated
+representation", Section 3, step 3): the mean absolute difference between the frame vector and
+G's output (L1, the distance of its contextual loss).
+
 Detector: :class:`GANDetector` fits one model per unit of the protocol (paper 003: per machine
 type) and scores a clip by the mean of its frame vectors' scores.
 """
@@ -45,6 +58,8 @@ from .base import SpectrogramDetector
 KINDS = ("egbad", "ganomaly", "skip")
 NAMES = {"egbad": "EGBAD", "ganomaly": "GANomaly", "skip": "Skip-GANomaly"}
 PARTS = ("discriminator", "generator")
+#: The two scoring rules: each original model's own, and paper 003's description.
+SCORE_RULES = {"own": "each model's own score", "reconstruction": "input-vs-generated distance (paper 003)"}
 
 
 def block(i: int, o: int, dropout: float = 0.0) -> list[nn.Module]:
@@ -63,14 +78,20 @@ def blocks(d_in: int, hidden: int, n_hidden: int, dropout: float = 0.0) -> nn.Se
     return nn.Sequential(*layers)
 
 
+def code_layer(hidden: int, latent: int, bn_relu: bool = True) -> nn.Module:
+    """The latent layer: Linear -> BatchNorm1d -> ReLU as paper 003 describes every layer but the
+    decoder's output (``bn_relu``), or a plain Linear code as in the original models."""
+    return nn.Sequential(*block(hidden, latent)) if bn_relu else nn.Linear(hidden, latent)
+
+
 class FCEncoder(nn.Module):
-    """(B, input_dim) -> (B, latent): n_hidden blocks of ``hidden`` units, then a linear code."""
+    """(B, input_dim) -> (B, latent): n_hidden blocks of ``hidden`` units, then the code layer."""
 
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, latent_bn_relu: bool = True):
         super().__init__()
         self.body = blocks(input_dim, hidden, n_hidden, dropout)
-        self.code = nn.Linear(hidden, latent)
+        self.code = code_layer(hidden, latent, latent_bn_relu)
 
     def forward(self, x):
         return self.code(self.body(x))
@@ -114,11 +135,11 @@ class _GAN(nn.Module):
 
 class EGBAD(_GAN):
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, latent_bn_relu: bool = True):
         super().__init__()
         self.latent = latent
         self.generator = FCDecoder(latent, hidden, n_hidden, input_dim, dropout)
-        self.encoder = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)
+        self.encoder = FCEncoder(input_dim, hidden, n_hidden, latent, dropout, latent_bn_relu)
         self.discriminator = FCDiscriminator(input_dim + latent, hidden, n_hidden, dropout)
 
     def d(self, x, z):
@@ -132,11 +153,11 @@ class EGBAD(_GAN):
 
 class GANomaly(_GAN):
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, latent_bn_relu: bool = True):
         super().__init__()
-        self.encoder1 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)  # G_E
+        self.encoder1 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout, latent_bn_relu)  # G_E
         self.decoder = FCDecoder(latent, hidden, n_hidden, input_dim, dropout)  # G_D
-        self.encoder2 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout)  # E
+        self.encoder2 = FCEncoder(input_dim, hidden, n_hidden, latent, dropout, latent_bn_relu)  # E
         self.discriminator = FCDiscriminator(input_dim, hidden, n_hidden, dropout)
 
     def forward(self, x):
@@ -150,14 +171,14 @@ class SkipGenerator(nn.Module):
     """Encoder-decoder with skip concatenations: decoder layer k also reads encoder layer n-k."""
 
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, latent_bn_relu: bool = True):
         super().__init__()
         self.down = nn.ModuleList()
         d = input_dim
         for _ in range(n_hidden):
             self.down.append(nn.Sequential(*block(d, hidden, dropout)))
             d = hidden
-        self.code = nn.Linear(hidden, latent)
+        self.code = code_layer(hidden, latent, latent_bn_relu)
         self.up = nn.ModuleList([nn.Sequential(*block(latent, hidden, dropout))])
         for _ in range(n_hidden - 1):
             self.up.append(nn.Sequential(*block(2 * hidden, hidden, dropout)))
@@ -176,9 +197,9 @@ class SkipGenerator(nn.Module):
 
 class SkipGANomaly(_GAN):
     def __init__(self, input_dim: int = 640, hidden: int = 128, n_hidden: int = 3, latent: int = 8,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, latent_bn_relu: bool = True):
         super().__init__()
-        self.generator = SkipGenerator(input_dim, hidden, n_hidden, latent, dropout)
+        self.generator = SkipGenerator(input_dim, hidden, n_hidden, latent, dropout, latent_bn_relu)
         self.discriminator = FCDiscriminator(input_dim, hidden, n_hidden, dropout)
 
     def forward(self, x):
@@ -254,9 +275,15 @@ def gan_loss(model: _GAN, x, part: str, w: LossWeights = LossWeights()):
 
 
 @torch.no_grad()
-def anomaly_scores(model: _GAN, x, alpha: float = 0.9) -> torch.Tensor:
-    """Per-example anomaly score, (B,), of each model's own scoring rule (module docstring)."""
+def anomaly_scores(model: _GAN, x, alpha: float = 0.9, rule: str = "own") -> torch.Tensor:
+    """Per-example anomaly score, (B,): each model's own scoring rule (``rule="own"``) or paper
+    003's input-vs-generated distance (``rule="reconstruction"``), see the module docstring."""
+    if rule not in SCORE_RULES:
+        raise ASDStudyError(f"unknown GAN score rule {rule!r}; use one of {list(SCORE_RULES)}.")
     model.eval()
+    if rule == "reconstruction":
+        x_hat = model(x)[0] if isinstance(model, (EGBAD, GANomaly)) else model(x)
+        return (x - x_hat).abs().mean(1)
     if isinstance(model, EGBAD):
         x_hat, z = model(x)
         _, f_real = model.d(x, z)
@@ -294,6 +321,7 @@ class GANConfig:
     n_mels: int = 128
     n_frames: int = 5
     clip_db: float = -80.0
+    latent_bn_relu: bool = True  # batch norm + ReLU on the latent layer (paper 003's reading)
     train_stride: int = 1  # train on every n-th frame vector (1 = all)
     seed: int = 0
     jobs: int = 1
@@ -315,7 +343,8 @@ class GANConfig:
 def build(config: GANConfig) -> _GAN:
     """The configured, initialised module (seeded by ``config.seed``)."""
     torch.manual_seed(config.seed)
-    model = MODELS[config.kind](config.n_mels * config.n_frames, 128, config.n_hidden, config.latent, config.dropout)
+    model = MODELS[config.kind](config.n_mels * config.n_frames, 128, config.n_hidden, config.latent, config.dropout,
+                                bool(config.latent_bn_relu))
     return init_weights(model, config.init)
 
 
@@ -362,18 +391,29 @@ class GANDetector(SpectrogramDetector):
         return self.frame_scores_of(self.spectrograms(table))
 
     @torch.no_grad()
-    def frame_scores_of(self, specs) -> pd.DataFrame:
+    def frame_scores_of(self, specs, rule: str = "own") -> pd.DataFrame:
+        """Per frame vector: the owning clip's index and its score under ``rule`` (``"both"``:
+        columns ``own`` and ``reconstruction``, ``score`` being the own one)."""
         self._check_fitted("model_")
         X, owner = frame_vectors_of(specs, self.config.n_frames)
         X = torch.from_numpy(self._scale(X))
         dev = pick_device(self.config.device)
         self.model_.to(dev)
-        s = torch.cat([anomaly_scores(self.model_, X[i:i + 8192].to(dev)).cpu() for i in range(0, len(X), 8192)])
-        return pd.DataFrame({"clip": owner, "score": s.numpy()})
+        out = {"clip": owner}
+        for r in (SCORE_RULES if rule == "both" else [rule]):
+            out[r] = torch.cat([anomaly_scores(self.model_, X[i:i + 8192].to(dev), rule=r).cpu()
+                                for i in range(0, len(X), 8192)]).numpy()
+        out["score"] = out["own" if rule == "both" else rule]
+        return pd.DataFrame(out)
 
-    def score_spectrograms(self, specs) -> np.ndarray:
-        fs = self.frame_scores_of(specs)
+    def score_spectrograms(self, specs, rule: str = "own") -> np.ndarray:
+        fs = self.frame_scores_of(specs, rule)
         return fs.groupby("clip")["score"].mean().reindex(range(len(specs))).to_numpy()
+
+    def score_rules(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Both scores of every clip (mean over its frame vectors), one column per rule."""
+        fs = self.frame_scores_of(self.spectrograms(table), "both")
+        return fs.groupby("clip")[list(SCORE_RULES)].mean().reindex(range(len(table)))
 
 
 # ------------------------------------------------------------------------- the paper's search
@@ -441,8 +481,9 @@ def sweep_point(point: dict) -> list[dict]:
     training normals of all its ids.
 
     Returns:
-        Rows: ``row == "score"`` per test clip (path, unit, label, score) and ``row == "loss"`` per
-        epoch and training part (the loss curves).
+        Rows: ``row == "score"`` per test clip (path, unit, label, ``score`` by the model's own
+        rule, ``score_recon`` by paper 003's input-vs-generated distance) and ``row == "loss"``
+        per epoch and training part (the loss curves).
     """
     from ..datasets import clip_table
     from .autoencoders import AEConfig, AutoencoderDetector
@@ -462,9 +503,12 @@ def sweep_point(point: dict) -> list[dict]:
     else:
         det = GANDetector(GANConfig(kind=point["kind"], jobs=1, **cfg))
     det.fit(train)
-    scores = det.score(test)
-    rows = [{"row": "score", "path": p, "unit": u, "label": int(lab), "score": float(s)}
-            for p, u, lab, s in zip(test["path"], test["id"], test["label"], scores)]
+    if point["kind"] == "baseline":  # the baseline's score is its reconstruction error either way
+        both = pd.DataFrame({r: det.score(test) for r in SCORE_RULES})
+    else:
+        both = det.score_rules(test)
+    rows = [{"row": "score", "path": p, "unit": u, "label": int(lab), "score": float(s), "score_recon": float(r)}
+            for p, u, lab, s, r in zip(test["path"], test["id"], test["label"], both["own"], both["reconstruction"])]
     h = det.history_
     curves = h.parts or {"reconstruction": h.train}
     for part, losses in curves.items():
