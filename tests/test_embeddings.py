@@ -72,7 +72,7 @@ def test_ast_input_follows_the_paper():
     y = np.random.default_rng(0).normal(size=16000).astype(np.float32)  # 1 s at 16 kHz
     mel = ast_spectrogram(y)
     stft = ast_spectrogram(y, ASTInputParams(kind="stft"))
-    assert mel.shape == stft.shape == (101, 128)  # 10 ms hop, centred frames; 128 bins
+    assert mel.shape == stft.shape == (98, 128)  # 25 ms frames every 10 ms, not centred; 128 bins
     assert mel.dtype == np.float32 and np.isfinite(mel).all()
     # a 4 kHz tone lands half-way up the linear STFT axis, much higher on the mel axis
     t = np.arange(16000) / 16000
@@ -82,6 +82,34 @@ def test_ast_input_follows_the_paper():
     assert abs(peak_stft - 64) <= 1 and peak_mel > 90
     with pytest.raises(ASDStudyError, match="kind"):
         ASTInputParams(kind="cqt")
+
+
+def test_ast_input_equals_the_feature_extractor_on_a_real_clip(shared_data):
+    """The AST's Mel input is the AudioSet AST's own front end: transformers' ASTFeatureExtractor
+    (Kaldi filterbank) on a real DCASE clip, before and after its AudioSet normalisation."""
+    from transformers import ASTFeatureExtractor
+
+    from asdstudy.audio import load
+    from asdstudy.features.embeddings import AUDIOSET_MEAN, AUDIOSET_STD, ast_spectrogram
+
+    clip = sorted((shared_data / "dcase2020_slider_train").rglob("*.wav"))[0]
+    y, sr = load(clip, expected_sr=16000)
+    ours = ast_spectrogram(y)
+    fe = ASTFeatureExtractor(max_length=len(ours), do_normalize=False)
+    theirs = fe(y, sampling_rate=sr, return_tensors="np")["input_values"][0]
+    assert ours.shape == theirs.shape == (1 + (len(y) - 400) // 160, 128)
+    assert np.abs(ours - theirs).max() < 1e-3
+    normed = ASTFeatureExtractor(max_length=len(ours))(y, sampling_rate=sr, return_tensors="np")["input_values"][0]
+    assert np.abs((ours - AUDIOSET_MEAN) / (2 * AUDIOSET_STD) - normed).max() < 1e-3
+
+
+def test_ast_mel_band_edges_use_the_kaldi_scale():
+    from asdstudy.explain.slime import bin_frequencies
+    from asdstudy.features.embeddings import ASTInputParams
+
+    f = bin_frequencies(ASTInputParams())
+    assert f[0] == 20.0 and f[-1] == 8000.0 and len(f) == 129 and np.all(np.diff(f) > 0)
+    assert np.allclose(bin_frequencies(ASTInputParams(kind="stft")), np.linspace(0, 8000, 129))
 
 
 def test_ast_forward_shapes_and_embedder_with_random_weights(monkeypatch, tmp_path):

@@ -35,6 +35,68 @@ def test_sweep_covers_every_cutoff_once(res):
     assert set(zip(s.kind, s.cutoff)) == {("none", 0)} | {(k, c) for k in ("lowpass", "highpass") for c in res.params.cutoffs}
 
 
+def test_centroid_figure_is_per_frame(res):
+    """Figure 2 is the centroid per frame over time (mean over clips), not one number per clip."""
+    cc = res.centroid_curves
+    n_clips = res.table[(res.table.split == "train")].groupby("machine").size()
+    for m, g in cc.groupby("machine"):
+        assert len(g) > 20 and g.frame.tolist() == list(range(len(g)))  # one row per frame
+        assert (g.q25_hz <= g.q75_hz).all() and n_clips[m] > 1
+    assert set(cc.machine) == set(res.params.machines)
+    assert is_figure(plots.lines(cc, x="time_s", y="centroid_hz", series="machine", ncols=1))
+
+
+def test_explanation_misses_are_split(res):
+    e = res.expl
+    total = e["explanation accuracy"] + e["top band wrong"] + e["no occlusion flips the decision"]
+    assert total.round(9).eq(1).all()
+
+
+def test_other_detectors_train_as_their_papers(res, smoke_root):
+    assert X.DETECTOR_UNITS["DCASE baseline AE"] == "machine" and set(X.DETECTOR_UNITS) == set(X.other_detectors(res.params))
+    fits = []
+
+    class Count:
+        def fit(self, table):
+            fits.append(sorted(table["section"].unique()))
+            return self
+
+        def score(self, table):
+            return table.index.to_numpy(float)
+
+    train, test = res.table[res.table.split == "train"], res.table[res.table.split == "test"]
+    fitted, _, _ = X.fit_per_section(Count, train, test, "machine")
+    machines = train.machine.nunique()
+    assert len(fits) == machines and len({id(d) for d in fitted.values()}) == machines
+    fits.clear()
+    X.fit_per_section(Count, train, test, "section")
+    assert len(fits) == train.groupby(["machine", "section"]).ngroups
+
+
+def test_sweep_reuses_table1_model_only_at_the_same_budget(smoke_root):
+    assert X.reuses_table1_model(smoke_params(X, smoke_root, epochs=3, sweep_epochs=3))
+    assert not X.reuses_table1_model(smoke_params(X, smoke_root, epochs=3, sweep_epochs=2))
+
+
+def test_figure_units_follow_the_paper_or_say_why_not(res):
+    import pandas as pd
+
+    t = pd.DataFrame({"machine": ["fan", "gearbox"], "section": ["00", "01"], "domain": ["source", "target"]})
+    got, text = X.view_unit(t, {"machine": "gearbox", "section": "01", "domain": "source"}, ["fan"])
+    assert got == {"machine": "gearbox", "section": "01", "domain": "source"} and text.startswith("As in the paper")
+    got, text = X.view_unit(t[t.machine == "fan"], {"machine": "gearbox", "section": "01"}, ["fan"])
+    assert got == {"machine": "fan", "section": "00"} and "machine gearbox, section 01" in text and "not in this data" in text
+    # the synthetic factory has no gearbox: the chapter says which machine it shows instead
+    assert "gearbox" in res.figure_units["fig5"] and "not in this data" in res.figure_units["fig5"]
+    assert res.figure_units["fig4"].startswith("As in the paper")
+    assert set(res.heat.index.get_level_values(0)) <= set(res.params.machines)
+
+
+def test_mobilenet_rows_say_why_they_are_not_measured(res):
+    mb = res.rows[res.rows.method == "MobileNetV2 (baseline)"]
+    assert len(mb) == len(res.params.machines) and mb.value.isna().all() and mb.note.str.contains("not re-run").all()
+
+
 def test_ast_note_says_weights_are_missing(res):
     assert "not available" in res.ast_note and "from scratch" in res.ast_note
 

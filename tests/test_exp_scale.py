@@ -49,9 +49,9 @@ def test_paper004_plan_counts_the_explain_chapter_paper_profile():
     e = explain.Params.from_profile("explain", "paper")
     plan = X.paper004_plan(e)
     assert plan["n_train"] == 7 * 6 * 1003 and plan["n_test"] == 7 * 3 * 400
-    # both inputs' ASTs, then the sweep: unfiltered + 19 cutoffs x 2 kinds
-    assert len(e.cutoffs) == 19 and plan["models"] == 2 + 1 + 38
-    assert plan["clip_steps"] == 42126 * (2 * 10 + 39 * 10)
+    # both inputs' ASTs, then the sweep's 19 cutoffs x 2 kinds (its unfiltered model is Table 1's)
+    assert len(e.cutoffs) == 19 and plan["models"] == 2 + 38
+    assert plan["clip_steps"] == 42126 * (2 * 10 + 38 * 10)
     assert plan["slime_forwards"] == 1000 * 8400
     est = X.paper004_estimate({"step_s": 2.0, "forward_s": 0.5, "threads": 1}, plan).set_index("work")
     assert est.iloc[1]["CPU-core years"] == pytest.approx(plan["clip_steps"] * 2.0 / 3.156e7)

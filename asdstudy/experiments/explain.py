@@ -55,6 +55,10 @@ class Params(P.ChapterParams):
     n_masks: int = 64
     slime_clips: int = 6
     detector_epochs: int = 4
+    #: the paper's Figure 4 (SLIME heatmaps): source domain, section 00, every machine
+    fig4: dict = field(default_factory=lambda: {"section": "00", "domain": "source"})
+    #: the paper's Figure 5 (similarities, t-SNE): Gearbox, source domain, section 01
+    fig5: dict = field(default_factory=lambda: {"machine": "gearbox", "section": "01", "domain": "source"})
 
     def validate(self):
         super().validate()
@@ -77,6 +81,7 @@ class Result:
     table: pd.DataFrame
     counts: pd.DataFrame
     centroids: pd.DataFrame
+    centroid_curves: pd.DataFrame  # Figure 2: centroid per frame over time, mean over clips per machine
     ast_note: str
     accuracy: dict
     fit_seconds: dict
@@ -87,6 +92,7 @@ class Result:
     mean_ci: pd.DataFrame
     heat: pd.DataFrame
     heat_bands: list
+    figure_units: dict          # {"fig4": sentence, "fig5": sentence}: which section / domain each shows
     slime_seconds: float
     sweep_rows: pd.DataFrame
     sweep_seconds: float
@@ -104,7 +110,11 @@ class Result:
         p = self.params
         return {"xp_ast_note": self.ast_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
-                "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}"}
+                "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
+                "xp_fig4_unit": self.figure_units["fig4"], "xp_fig5_unit": self.figure_units["fig5"],
+                "xp_sweep_reference": ("Table 1's model (the sweep trains at its budget)" if reuses_table1_model(p)
+                                       else f"an unfiltered AST trained at the sweep's budget ({p.sweep_epochs} epochs, "
+                                            f"Table 1's has {p.epochs}), so every comparison is like for like")}
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -122,21 +132,37 @@ def subsample(t: pd.DataFrame, n_train: int, n_test: int, seed: int) -> pd.DataF
     return pd.concat(parts).sort_values("path").reset_index(drop=True)
 
 
-def spectral_centroids(train: pd.DataFrame) -> pd.DataFrame:
-    """Figure 2: mean spectral centroid (librosa, n_fft 2048, hop 512) of the inlier training
-    clips per machine, its spread over clips and within clips."""
+def spectral_centroids(train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 2: the spectral centroid (librosa, n_fft 2048, hop 512) of every frame of the inlier
+    training clips, as the paper plots it: per machine and frame, the mean over clips (the
+    curve over time, where e.g. ToyCar's and ToyTrain's dips at the start and end show) with
+    its interquartile range over clips; and a summary per machine (mean, spread over clips and
+    within clips).
+
+    Returns:
+        (summary per machine, curves with columns machine, frame, time_s, centroid_hz, q25_hz, q75_hz)
+    """
     import librosa
 
     from ..audio import load
 
-    rows = []
-    for path in train["path"]:
-        y, sr = load(path, expected_sr=SR)
-        c = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=2048, hop_length=512)[0]
-        rows.append((c.mean(), c.std()))
-    cent = pd.DataFrame(rows, columns=["mean_hz", "within_clip_std_hz"]).assign(machine=train["machine"].to_numpy())
-    return cent.groupby("machine").agg(centroid_hz=("mean_hz", "mean"), across_clips_std_hz=("mean_hz", "std"),
-                                       within_clip_std_hz=("within_clip_std_hz", "mean"))
+    per_clip, curves = [], []
+    for m, g in train.groupby("machine", sort=True):
+        cs = []
+        for path in g["path"]:
+            y, sr = load(path, expected_sr=SR)
+            c = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=2048, hop_length=512)[0]
+            cs.append(c)
+            per_clip.append((m, c.mean(), c.std()))
+        n = min(len(c) for c in cs)
+        C = np.stack([c[:n] for c in cs])
+        curves.append(pd.DataFrame({"machine": m, "frame": np.arange(n), "time_s": np.arange(n) * 512 / SR,
+                                    "centroid_hz": C.mean(0), "q25_hz": np.quantile(C, 0.25, axis=0),
+                                    "q75_hz": np.quantile(C, 0.75, axis=0)}))
+    cent = pd.DataFrame(per_clip, columns=["machine", "mean_hz", "within_clip_std_hz"])
+    summary = cent.groupby("machine").agg(centroid_hz=("mean_hz", "mean"), across_clips_std_hz=("mean_hz", "std"),
+                                          within_clip_std_hz=("within_clip_std_hz", "mean"))
+    return summary, pd.concat(curves, ignore_index=True)
 
 
 def ast_weights(p: Params):
@@ -215,9 +241,13 @@ def table1(units: dict, inputs) -> pd.DataFrame:
 
 
 def pick_clips(t: pd.DataFrame, per_group: int, seed: int) -> pd.DataFrame:
+    """``per_group`` clips per machine, section and label (0: all), split evenly over the domains
+    so that both domains are explained (Figure 4 shows the source domain)."""
     if not per_group:
         return t
-    return t.sample(frac=1, random_state=seed).groupby(["machine", "section", "label"]).head(per_group).sort_index()
+    keys = ["machine", "section", "label"] + (["domain"] if "domain" in t else [])
+    n = max(1, per_group // (t["domain"].nunique() if "domain" in t else 1))
+    return t.sample(frac=1, random_state=seed).groupby(keys).head(n).sort_index()
 
 
 def slime_units(get_detector, scores: pd.DataFrame, p: Params, anomalies_only: bool = False) -> list:
@@ -233,17 +263,53 @@ def slime_units(get_detector, scores: pd.DataFrame, p: Params, anomalies_only: b
     return out
 
 
-def heat_frame(results: list) -> pd.DataFrame:
-    """Figure 4: the median importance for the correct decision per machine and condition."""
+def view_unit(table: pd.DataFrame, want: dict, machines) -> tuple[dict, str]:
+    """The (machine,) section and domain a figure of the paper shows, if this data has them, and
+    one sentence saying which was used: the paper's own, or the nearest present (named) when
+    the data lacks it (the synthetic factory has no gearbox, for one)."""
+    got, missing = {}, []
+    for key in ("machine", "section", "domain"):
+        if key not in want:
+            continue
+        present = sorted(table[key].astype(str).unique())
+        if str(want[key]) in present:
+            got[key] = str(want[key])
+        else:
+            got[key] = (machines[0] if key == "machine" and machines[0] in present else present[0])
+            missing.append(f"{key} {want[key]}")
+    words = ", ".join(f"{k} {v}" for k, v in got.items())
+    if missing:
+        return got, (f"The paper's choice ({', '.join(missing)}) is not in this data, so the figure shows {words} "
+                     "instead.")
+    return got, f"As in the paper, the figure shows {words}."
+
+
+def heat_frame(results: list, unit: dict | None = None) -> pd.DataFrame:
+    """Figure 4: the median importance for the correct decision per machine and condition, over
+    the explained clips of ``unit`` (section and domain; the paper's: source section 00)."""
     imp = np.vstack([SL.towards_correct(ex.importance, c["label"]) for c, ex in results])
-    meta = pd.concat([c[["machine", "label"]] for c, _ in results], ignore_index=True)
+    meta = pd.concat([c for c, _ in results], ignore_index=True)
+    keep = np.ones(len(meta), bool)
+    for key, v in (unit or {}).items():
+        keep &= meta[key].astype(str).to_numpy() == str(v)
+    if not keep.any():
+        raise P.ASDStudyError(f"Figure 4: no explained clip of {unit}; raise 'slime_clips' or change 'fig4'.")
+    meta = meta[keep].reset_index(drop=True)
     meta["condition"] = np.where(meta["label"] == 1, "anomaly", "inlier")
-    return SL.median_heatmap(imp, meta[["machine", "condition"]])
+    return SL.median_heatmap(imp[keep], meta[["machine", "condition"]])
 
 
-def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool):
+def reuses_table1_model(p: Params) -> bool:
+    """The sweep's unfiltered model is Table 1's (paper 004 trains once per setting) when the
+    sweep trains at Table 1's budget; at a smaller sweep budget the sweep trains its own
+    unfiltered reference, so that every filtered model is compared with one trained alike."""
+    return p.sweep_epochs == p.epochs
+
+
+def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool, ast0=None):
     """Figure 3: the AST retrained from the start and the k-NN refitted on low- / high-passed audio
-    at every cutoff (filtering before any feature, at training and test time alike). Returns
+    at every cutoff (filtering before any feature, at training and test time alike); the
+    unfiltered reference is Table 1's model ``ast0`` when :func:`reuses_table1_model`. Returns
     the rows, the ASTs by (filter kind, cutoff), reused by Figure 5, and every model's per-clip
     test scores and classification hits by (filter kind, cutoff) -- keyed by the unfiltered
     clip's path (column ``clip``), so that :func:`filter_directions` can pair them."""
@@ -252,7 +318,8 @@ def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: 
 
     def run_filtered(t, kind, cutoff):
         tr, te = t[t["split"] == "train"], t[t["split"] == "test"]
-        emb = asts[(kind, cutoff)] = train_ast(p, weights, kind0, tr, p.sweep_epochs)
+        reuse = kind == "none" and ast0 is not None and reuses_table1_model(p)
+        emb = asts[(kind, cutoff)] = ast0 if reuse else train_ast(p, weights, kind0, tr, p.sweep_epochs)
         hits = emb.predict(emb.spectrograms(te)) == te["cls"].values
         _, scores = knn_units(emb, tr, te, p.k, p.knn_metric)
         kept[(kind, cutoff)] = (scores[["clip", "machine", "section", "domain", "label", "score"]],
@@ -317,12 +384,15 @@ def filter_directions(kept: dict, p: Params, kind0: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: str):
-    """Figure 5 for the first machine type: k-NN similarities and a t-SNE map of the test
-    embeddings, unfiltered and after the strongest low- and high-pass filters."""
+def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: str, unit: dict | None = None):
+    """Figure 5 for one machine type, section and domain (``unit``; the paper's: Gearbox source
+    section 01; default: the first machine type, every section and domain): k-NN similarities
+    and a t-SNE map of the test embeddings, unfiltered and after the strongest low- and
+    high-pass filters."""
     from sklearn.manifold import TSNE
 
-    m0 = p.machines[0]
+    unit = dict(unit or {"machine": p.machines[0]})
+    m0 = unit.pop("machine")
     lo, hi = min(p.cutoffs), max(p.cutoffs)
     views = {"unfiltered": (table, ast0),
              f"low-pass {lo} Hz": (FL.filtered_table(table, "lowpass", lo, SR, p.jobs), sweep_asts[("lowpass", lo)]),
@@ -330,20 +400,32 @@ def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: 
     sims, maps = [], []
     for title, (t, emb) in views.items():
         tr, te = t[(t["split"] == "train") & (t["machine"] == m0)], t[(t["split"] == "test") & (t["machine"] == m0)]
+        for key, v in unit.items():  # the k-NN reference stays the section's training clips
+            te = te[te[key].astype(str) == str(v)]
+            tr = tr[tr["section"].astype(str) == str(v)] if key == "section" else tr
         parts = [tes.assign(sim=1 - KNNDetector(emb, k=p.k, metric=p.knn_metric).fit(trs).score(tes))
                  for sec, trs in tr.groupby("section") for tes in [te[te["section"] == sec]]]
         s = pd.concat(parts)
         auc = M.auc(s["label"], -s["sim"])
-        sims.append(s[["label", "sim"]].assign(view=f"{m0}, {title}: AUC {auc:.3f}", score=s["sim"]))
+        where = m0 + "".join(f" {k} {v}" for k, v in unit.items())
+        sims.append(s[["label", "sim"]].assign(view=f"{where}, {title}: AUC {auc:.3f}", score=s["sim"]))
         e = emb.embed(emb.spectrograms(te))
-        xy = TSNE(n_components=2, perplexity=min(30, len(e) // 4), random_state=p.seed, init="pca").fit_transform(e)
+        xy = TSNE(n_components=2, perplexity=max(1, min(30, (len(e) - 1) // 3)), random_state=p.seed,
+                  init="pca").fit_transform(e)
         maps.append(pd.DataFrame({"view": f"t-SNE of test embeddings ({title})", "t-SNE 1": xy[:, 0], "t-SNE 2": xy[:, 1],
                                   "label": te["label"].to_numpy(int)}))
     return pd.concat(sims, ignore_index=True), pd.concat(maps, ignore_index=True)
 
 
+#: The training unit of each other detector, as its paper (or the DCASE recipe) trains it:
+#: "machine" (one model per machine type on all its sections) or "section".
+DETECTOR_UNITS = {"DCASE baseline AE": "machine", "Dense AE (paper 002)": "machine", "VAE (paper 002)": "section",
+                  "LSTM predictor (paper 001)": "machine", "GANomaly (paper 003)": "machine"}
+
+
 def other_detectors(p: Params) -> dict:
-    """Every other chapter's detector at a short CPU budget, for SLIME on the same clips."""
+    """Every other chapter's detector at a short CPU budget, for SLIME on the same clips (each
+    trained per its :data:`DETECTOR_UNITS`)."""
     from ..models.autoencoders import AEConfig, AutoencoderDetector
     from ..models.gans import GANConfig, GANDetector
     from ..models.sequence import SeqConfig, SequenceDetector
@@ -359,14 +441,25 @@ def other_detectors(p: Params) -> dict:
     }
 
 
-def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame):
-    """Fit one detector per (machine, section) on its training clips; scores and AUC per domain."""
+def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "section"):
+    """Fit one detector per (machine, section) on its training clips, or (``unit="machine"``)
+    one per machine type on all its sections' training clips (the DCASE 2021 baseline's
+    recipe); scores and AUC per section and domain. Only sections with test clips are scored.
+    Returns ({(machine, section): the detector that scored it}, scores, AUC rows)."""
+    if unit not in ("section", "machine"):
+        raise P.ASDStudyError(f"training unit {unit!r}: use 'section' or 'machine'.")
     fitted, scored, rows = {}, [], []
+    per_machine = {}
     for (m, sec), tr in train.groupby(["machine", "section"]):
         te = test[(test["machine"] == m) & (test["section"] == sec)]
         if te.empty:
             continue
-        det = fitted[(m, sec)] = make().fit(tr)
+        if unit == "machine":
+            if m not in per_machine:
+                per_machine[m] = make().fit(train[train["machine"] == m])
+            det = fitted[(m, sec)] = per_machine[m]
+        else:
+            det = fitted[(m, sec)] = make().fit(tr)
         sc = te.assign(score=det.score(te))
         scored.append(sc)
         rows += [{"machine": m, "section": sec, "domain": dom, "auc": M.auc(g["label"], g["score"])}
@@ -377,7 +470,10 @@ def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame):
 def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per detector: the share of explained anomalous clips whose top SLIME band overlaps the
     injected band (a clip whose occlusions never changed the decision counts as wrong), with a
-    bootstrap CI, its chance rate, the share of clips explained and the detector's mean AUC."""
+    bootstrap CI, its chance rate, and the two ways to miss kept apart: the top band is wrong
+    (some occlusion flipped the decision, not the injected band's) or no occlusion flips the
+    decision at all (the detector is insensitive to every band, e.g. a clip far above the
+    threshold); the share of clips explained and the detector's mean AUC."""
     parts = []
     for name, results in all_slime.items():
         for clips, ex in results:
@@ -394,6 +490,8 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
     for name, g in acc.groupby("detector"):
         ci = P.share_ci(g["hit"], n_boot=n_boot, seed=seed)
         rows[name] = {"explanation accuracy": ci.value, "ci_low": ci.low, "ci_high": ci.high, "chance": g["chance"].mean(),
+                      "top band wrong": float((g["explained"] & ~g["hit"]).mean()),
+                      "no occlusion flips the decision": float((~g["explained"].astype(bool)).mean()),
                       "explained clips": g["explained"].mean(), "clips": len(g), "detector mean AUC": det_auc.get(name)}
     expl = pd.DataFrame(rows).T.astype(float).sort_values("explanation accuracy", ascending=False)
     return expl, acc.pivot_table(index="detector", columns="machine", values="hit", aggfunc="mean")
@@ -412,6 +510,10 @@ def result_rows(p: Params, data, mean_ci, units, accuracy_ci, baseline, sweep_ro
               "classification_accuracy", ci.value, machine="all", unit="all", ci=(ci.low, ci.high),
               note="on the test clips (the paper does not say which split); CI by bootstrap over clips")
     w.add_frame(baseline.assign(unit="mean"), paper="004", method="Autoencoder (baseline)")
+    for m in sorted(baseline["machine"].unique()):
+        w.add("004", "MobileNetV2 (baseline)", "auc", np.nan, machine=m, unit="mean",
+              note="not re-run: the DCASE 2021 MobileNetV2 baseline is a separate supervised classifier whose code "
+                   "and ImageNet weights this study does not include; Table 1's values are quoted only")
     for _, r in sweep_rows.iterrows():
         w.add("004", f"AST ({kind0}) + kNN, {r.kind} {int(r.cutoff)} Hz" if r.kind != "none" else f"AST ({kind0}) + kNN, sweep baseline",
               "auc", r.auc, machine=r.machine, unit="mean", ci=(r.ci_low, r.ci_high))
@@ -439,6 +541,9 @@ def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
         text += (f"The explanation points at the injected band for {expl.loc[top, 'explanation accuracy']:.0%} of anomalous "
                  f"clips with {top} (chance {expl.loc[top, 'chance']:.0%}), and for "
                  + ", ".join(f"{expl.loc[n, 'explanation accuracy']:.0%} with {n}" for n in expl.index if n != top)
+                 + ". Of the misses, " + ", ".join(
+                     f"{n}: {expl.loc[n, 'top band wrong']:.0%} wrong band, {expl.loc[n, 'no occlusion flips the decision']:.0%} "
+                     "insensitive" for n in expl.index)
                  + ". A heatmap that is bright in the high bands is therefore evidence about the detector, not necessarily "
                  "about where the fault is. ")
     if data.dataset != "dcase2021-dev":
@@ -456,7 +561,7 @@ def run(p: Params, progress: bool = True) -> Result:
     train = table[table["split"] == "train"].reset_index(drop=True)
     test = table[table["split"] == "test"].reset_index(drop=True)
     counts = table.groupby(["machine", "split", "domain"]).size().unstack([1, 2])
-    centroids = spectral_centroids(train)
+    centroids, centroid_curves = spectral_centroids(train)
     weights, ast_note = ast_weights(p)
     asts, units, test_scores, accuracy, accuracy_ci, fit_seconds = {}, {}, {}, {}, {}, {}
     for kind in p.inputs:
@@ -484,19 +589,21 @@ def run(p: Params, progress: bool = True) -> Result:
 
     ast_slime = slime_units(ast_knn, test_scores[kind0], p)
     slime_seconds = t0.seconds()
-    heat = heat_frame(ast_slime)
+    fig4_unit, fig4_text = view_unit(test, p.fig4, p.machines)
+    heat = heat_frame(ast_slime, fig4_unit)
     b0 = ast_slime[0][1].bands
     heat_bands = [f"{lo / 1000:.1f}-{hi / 1000:.1f}" for lo, hi in zip(b0.lo_hz, b0.hi_hz)]
     # filter sweeps and Figure 5
     t0 = P.Timer()
-    sweep_rows, sweep_asts, sweep_kept = filter_sweep(p, weights, table, kind0, progress)
+    sweep_rows, sweep_asts, sweep_kept = filter_sweep(p, weights, table, kind0, progress, ast0=asts[kind0])
     sweep_seconds = t0.seconds()
     directions = filter_directions(sweep_kept, p, kind0)
-    similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0)
+    fig5_unit, fig5_text = view_unit(test, p.fig5, p.machines)
+    similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0, fig5_unit)
     # every other chapter's detector, explained on the same clips
     det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
     for name, make in other_detectors(p).items():
-        fitted, scored, det_units[name] = fit_per_section(make, train, test)
+        fitted, scored, det_units[name] = fit_per_section(make, train, test, DETECTOR_UNITS[name])
         det_scores[name] = scored
         all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
     is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
@@ -516,9 +623,11 @@ def run(p: Params, progress: bool = True) -> Result:
     rows = w.frame()
     w.write()
     return Result(
-        params=p, data=data, table=table, counts=counts, centroids=centroids, ast_note=ast_note, accuracy=accuracy,
+        params=p, data=data, table=table, counts=counts, centroids=centroids,
+        centroid_curves=centroid_curves, ast_note=ast_note, accuracy=accuracy,
         fit_seconds=fit_seconds, units=units, test_scores=test_scores, table1=table1(units, p.inputs), claimed1=claimed1,
-        mean_ci=mean_ci, heat=heat, heat_bands=heat_bands, slime_seconds=slime_seconds, sweep_rows=sweep_rows,
+        mean_ci=mean_ci, heat=heat, heat_bands=heat_bands,
+        figure_units={"fig4": fig4_text, "fig5": fig5_text}, slime_seconds=slime_seconds, sweep_rows=sweep_rows,
         sweep_seconds=sweep_seconds, filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
         board=P.chapter_board("004", rows, CHAPTER), discussion=discussion(p, data, ast_note, units, sweep_rows, expl),
         seconds=timer.seconds())

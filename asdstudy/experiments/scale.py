@@ -250,12 +250,15 @@ def time_ast(config=None, n_frames: int = AST_INPUT["frames"], n_bins: int = AST
 
 def paper004_plan(explain_params) -> dict:
     """Paper 004's work as the explain chapter's parameters plan it: fine-tunings (each input's
-    AST, then the sweep's unfiltered and filtered retrainings), clip-steps, forward passes (the
+    AST, then the sweep's filtered retrainings, and an unfiltered one unless the sweep reuses
+    Table 1's model), clip-steps, forward passes (the
     k-NN embeddings of every model, SLIME's masks on every test clip)."""
     n_train = DCASE2021["machines"] * DCASE2021["sections"] * DCASE2021["train_per_section"]
     n_test = DCASE2021["machines"] * DCASE2021["test_sections"] * DCASE2021["test_per_section"]
+    from .explain import reuses_table1_model
+
     e = explain_params
-    sweep_models = 1 + 2 * len(e.cutoffs)
+    sweep_models = (0 if reuses_table1_model(e) else 1) + 2 * len(e.cutoffs)
     models = len(e.inputs) + sweep_models
     return {"n_train": n_train, "n_test": n_test, "models": models,
             "clip_steps": n_train * (len(e.inputs) * e.epochs + sweep_models * e.sweep_epochs),

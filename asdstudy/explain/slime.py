@@ -38,14 +38,19 @@ def bin_frequencies(params) -> np.ndarray:
     import librosa
 
     fmax = params.fmax or params.sr / 2
-    if getattr(params, "kind", "mel") == "stft":
-        return np.linspace(getattr(params, "fmin", 0.0) or 0.0, fmax, params.n_bins + 1)
+    if getattr(params, "kind", "mel") == "stft":  # the AST's STFT input: 0 Hz .. fmax, linear
+        return np.linspace(0.0, fmax, params.n_bins + 1)
     # mel filter i peaks at centre i+1 and spans centres i..i+2; the edges between neighbouring
-    # bins are taken half-way (in mel) between their peaks
-    mel = librosa.hz_to_mel(np.array([params.fmin, fmax]))
+    # bins are taken half-way (in mel) between their peaks. The AST's filterbank is Kaldi's
+    # (mel = 1127 ln(1 + f / 700)); librosa's log-mels use the Slaney scale.
+    if getattr(params, "mel_scale", "slaney") == "kaldi":
+        to_mel, to_hz = (lambda f: 1127.0 * np.log1p(np.asarray(f) / 700.0)), (lambda m: 700.0 * np.expm1(m / 1127.0))
+    else:
+        to_mel, to_hz = librosa.hz_to_mel, librosa.mel_to_hz
+    mel = to_mel(np.array([params.fmin, fmax]))
     centres = np.linspace(mel[0], mel[1], params.n_mels + 2)[1:-1]
     inner = (centres[1:] + centres[:-1]) / 2
-    return np.r_[params.fmin, librosa.mel_to_hz(inner), fmax]
+    return np.r_[params.fmin, to_hz(inner), fmax]
 
 
 def bands_hz(params, n_bands: int = N_BANDS) -> pd.DataFrame:

@@ -16,6 +16,8 @@ report that embeddings are unavailable instead of computing them from random wei
 
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 
@@ -207,18 +209,27 @@ from dataclasses import asdict, dataclass  # noqa: E402
 
 @dataclass(frozen=True)
 class ASTInputParams:
-    """The AST's input, as the paper: 25 ms frames (400 samples at 16 kHz), 10 ms hop, and
-    either 128 Mel bands or the STFT power spectrum. The STFT's 201 bins are interpolated
-    linearly to ``n_bins`` (128) so that the same patch grid and pretrained weights apply while
-    the frequency axis stays linear (the point of the paper's STFT input).
+    """The AST's input, computed as the AudioSet AST's own front end (``transformers``'
+    ``ASTFeatureExtractor``, a Kaldi-style filterbank) so that pretrained weights see what they
+    were trained on: 25 ms frames (400 samples at 16 kHz) every 10 ms without centring, the DC
+    offset removed and pre-emphasis 0.97 per frame, a symmetric Hann window, a 512-point FFT,
+    power, then
+
+    * ``kind="mel"``: 128 Kaldi-mel triangles from 20 Hz to Nyquist, floor 2^-23, natural log
+      (the extractor's features before its AudioSet normalisation);
+    * ``kind="stft"``: the 257-bin power spectrum of the same frames, interpolated linearly to
+      ``n_bins`` (128) so that the same patch grid and pretrained weights apply while the
+      frequency axis stays linear (the point of the paper's STFT input), same floor and log.
     """
 
     kind: str = "mel"
     sr: int = 16000
-    n_fft: int = 400
+    frame_length: int = 400
     hop_length: int = 160
+    fft_length: int = 512
+    preemphasis: float = 0.97
     n_bins: int = 128
-    fmin: float = 0.0
+    fmin: float = 20.0
     fmax: float | None = None
 
     def __post_init__(self):
@@ -229,30 +240,65 @@ class ASTInputParams:
     def n_mels(self) -> int:  # for the explanation's band edges (mel inputs)
         return self.n_bins
 
+    @property
+    def mel_scale(self) -> str:  # the filterbank's mel scale, for the band edges in Hz
+        return "kaldi"
+
     def key(self) -> dict:
         return asdict(self)
 
 
-def ast_spectrogram(y: np.ndarray, p: ASTInputParams = ASTInputParams()) -> np.ndarray:
-    """Log power spectrogram (frames, n_bins), float32, of a mono waveform at ``p.sr``."""
-    import librosa
+#: The AudioSet AST's input normalisation (``ASTFeatureExtractor``): (x - mean) / (2 std).
+AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
+#: The log floor of the Kaldi filterbank (float32 epsilon).
+LOG_FLOOR = 1.192092955078125e-07
 
-    S = np.abs(librosa.stft(np.asarray(y, np.float32), n_fft=p.n_fft, hop_length=p.hop_length,
-                            win_length=p.n_fft, window="hann", center=True)) ** 2
+
+@functools.lru_cache(maxsize=8)
+def _kaldi_mel_filters(n_bins: int, fft_length: int, sr: int, fmin: float, fmax: float) -> np.ndarray:
+    import warnings
+
+    from transformers.audio_utils import mel_filter_bank
+
+    with warnings.catch_warnings():  # the AST's filterbank has an empty lowest filter at 257 bins, as in AudioSet
+        warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+        return mel_filter_bank(num_frequency_bins=fft_length // 2 + 1, num_mel_filters=n_bins, min_frequency=fmin,
+                               max_frequency=fmax, sampling_rate=sr, norm=None, mel_scale="kaldi",
+                               triangularize_in_mel_space=True)
+
+
+def _frames_power(y: np.ndarray, p: ASTInputParams) -> np.ndarray:
+    """Power spectrum (frames, fft_length // 2 + 1) of the Kaldi-style frames of ``y``."""
+    y = np.asarray(y, np.float64)
+    if len(y) < p.frame_length:
+        raise ASDStudyError(f"a clip of {len(y)} samples is shorter than one AST frame ({p.frame_length} samples).")
+    n = 1 + (len(y) - p.frame_length) // p.hop_length
+    idx = np.arange(p.frame_length)[None, :] + p.hop_length * np.arange(n)[:, None]
+    f = y[idx]
+    f = f - f.mean(axis=1, keepdims=True)
+    f = np.concatenate([f[:, :1] * (1 - p.preemphasis), f[:, 1:] - p.preemphasis * f[:, :-1]], axis=1)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(p.frame_length) / (p.frame_length - 1))  # symmetric Hann
+    return np.abs(np.fft.rfft(f * window, n=p.fft_length, axis=1)) ** 2
+
+
+def ast_spectrogram(y: np.ndarray, p: ASTInputParams = ASTInputParams()) -> np.ndarray:
+    """Log filterbank or log power spectrogram (frames, n_bins), float32, of a mono waveform at
+    ``p.sr`` (see :class:`ASTInputParams`); unnormalised, not padded."""
+    S = _frames_power(y, p)
+    fmax = p.fmax or p.sr / 2
     if p.kind == "mel":
-        fb = librosa.filters.mel(sr=p.sr, n_fft=p.n_fft, n_mels=p.n_bins, fmin=p.fmin, fmax=p.fmax)
-        S = fb @ S
+        S = S @ _kaldi_mel_filters(p.n_bins, p.fft_length, p.sr, p.fmin, fmax)
     else:
-        f_in = np.linspace(0, p.sr / 2, S.shape[0])
-        f_out = np.linspace(p.fmin, p.fmax or p.sr / 2, p.n_bins)
+        f_in = np.linspace(0, p.sr / 2, S.shape[1])
+        f_out = np.linspace(0.0, fmax, p.n_bins)
         # linear interpolation along frequency, as one matrix
         idx = np.clip(np.searchsorted(f_in, f_out) - 1, 0, len(f_in) - 2)
         w = (f_out - f_in[idx]) / (f_in[idx + 1] - f_in[idx])
-        M = np.zeros((p.n_bins, S.shape[0]))
+        M = np.zeros((p.n_bins, S.shape[1]))
         M[np.arange(p.n_bins), idx] = 1 - w
         M[np.arange(p.n_bins), idx + 1] = w
-        S = M @ S
-    return np.log(S + 1e-6).T.astype(np.float32)
+        S = S @ M.T
+    return np.log(np.maximum(S, LOG_FLOOR)).astype(np.float32)
 
 
 def _ast_spectrogram_file(path: str, p: ASTInputParams) -> np.ndarray:
@@ -338,8 +384,9 @@ class ASTEmbedder:
         epochs, lr, batch_size: fine-tuning (paper: up to 10 epochs, Adam, lr 1e-5).
         small: keyword arguments of :func:`small_ast_config` (from-scratch model only).
 
-    Attributes (after fit): ``model_``, ``classes_``, ``mean_``/``std_`` (input statistics of the
-    training clips), ``pretrained_`` (the weights' source, or None), ``history_``.
+    Attributes (after fit): ``model_``, ``classes_``, ``mean_``/``std_`` (the input normalisation:
+    AudioSet's for pretrained weights, else the training clips'), ``pretrained_`` (the weights'
+    source, or None), ``history_``.
     """
 
     def __init__(self, params: ASTInputParams = ASTInputParams(), weights: str | None = "auto", epochs: int = 10,
@@ -352,9 +399,13 @@ class ASTEmbedder:
         return clip_ast_spectrograms(table["path"].tolist(), self.params, n_jobs=self.jobs)
 
     def _inputs(self, specs) -> torch.Tensor:
-        """Normalised (mean 0, std 0.5 with the training statistics), padded / cut to the model's length."""
+        """Normalised as (x - mean) / (2 std), padded / cut to the model's length. A pretrained AST
+        gets the AudioSet constants and the extractor's padding (zeros before normalisation),
+        exactly what ``ASTFeatureExtractor`` gives it; a from-scratch one the training clips'
+        statistics and zeros after normalisation."""
         T = self.n_frames_
-        out = np.full((len(specs), T, self.params.n_bins), 0.0, dtype=np.float32)
+        pad = (0.0 - self.mean_) / (2 * self.std_) if self.pretrained_ else 0.0
+        out = np.full((len(specs), T, self.params.n_bins), pad, dtype=np.float32)
         for i, s in enumerate(specs):
             s = (np.asarray(s, np.float32) - self.mean_) / (2 * self.std_)
             n = min(T, len(s))
@@ -391,9 +442,12 @@ class ASTEmbedder:
         if len(self.classes_) < 2:
             raise ASDStudyError("fine-tuning needs at least two classes (machine + section combinations).")
         y = torch.as_tensor(np.searchsorted(self.classes_, labels))
-        stacked = np.concatenate([np.asarray(s) for s in specs])
-        self.mean_, self.std_ = float(stacked.mean()), float(stacked.std()) or 1.0
         self.model_ = self._build(len(self.classes_), max(len(s) for s in specs))
+        if self.pretrained_:
+            self.mean_, self.std_ = AUDIOSET_MEAN, AUDIOSET_STD
+        else:
+            stacked = np.concatenate([np.asarray(s) for s in specs])
+            self.mean_, self.std_ = float(stacked.mean()), float(stacked.std()) or 1.0
         data = _Pairs(self._inputs(specs), y)
 
         def loss(model, batch):
