@@ -176,9 +176,43 @@ def test_labelled_set_has_the_papers_sizes_and_balance():
     src = _dcase_like_table().set_index("path")
     chosen_normals = t[t.label == 0].path
     assert (src.loc[chosen_normals, "split"] == "test").sum() == 30
+    # the mix is reported: where every clip came from
+    assert (t.set_index("path").source_split == src.loc[t.path, "split"]).all()
+    assert (t[t.label == 1].source_split == "test").all()
     again = labelled_set(_dcase_like_table(), "pump", n_dev=62, n_test=16, seed=0)
     assert t.equals(again)
     with pytest.raises(DatasetError, match="need 53 anomalous"):
         labelled_set(_dcase_like_table(n_anom=10), "pump", n_dev=160, n_test=40)
     with pytest.raises(DatasetError, match="no labelled clips of machine type 'fan'"):
         labelled_set(_dcase_like_table(), "fan")
+
+
+def test_final_catboost_counts_and_statistics_on_a_labelled_toy_set():
+    """Paper 000's final step: CatBoost alone on all development rows, SMOTE to balance (457
+    normals -> 914 rows at the paper's sizes; here 46 -> 92), no early stopping, threshold 0.35,
+    the share predicted anomalous and its chi-square test against the development prior."""
+    from scipy.stats import chisquare
+
+    from asdstudy.models import boosting as B
+
+    rng = np.random.default_rng(0)
+    y_dev = np.r_[np.zeros(46, int), np.ones(16, int)]
+    X_dev = rng.normal(size=(62, 6)) + y_dev[:, None] * 1.5
+    y_test = np.r_[np.zeros(12, int), np.ones(4, int)]
+    X_test = rng.normal(size=(16, 6)) + y_test[:, None] * 1.5
+    fin = B.final_catboost(X_dev, y_dev, X_test, [f"f{i}" for i in range(6)], scale=0.02, seed=0)
+    assert fin.n_train == 62 and fin.n_resampled == 92 and fin.threshold == 0.35
+    assert fin.n_predicted == int((fin.proba >= 0.35).sum()) and fin.share == fin.n_predicted / 16
+    assert fin.prior == pytest.approx(16 / 62)
+    assert fin.p_value == pytest.approx(chisquare([fin.n_predicted, 16 - fin.n_predicted],
+                                                  [16 * 16 / 62, 16 * 46 / 62]).pvalue)
+    assert fin.iterations == 40  # 2000 x 0.02 rounds, none stopped early
+    assert len(fin.top) == 6 and fin.top.importance.is_monotonic_decreasing
+    assert fin.pipeline.model.get_params().get("early_stopping_rounds") is None
+
+
+def test_catboost_keeps_the_papers_cpu_borders_on_a_gpu():
+    from asdstudy.models.boosting import make_model
+
+    for gpu in (False, True):
+        assert make_model("CatBoost", gpu=gpu).get_params()["border_count"] == 254

@@ -29,6 +29,35 @@ def test_rows_are_sound(res):
     assert len(missing) and missing.note.str.contains("PANNs").all()
 
 
+def test_final_step_and_probe(res):
+    fin = res.final
+    n_dev, n_held = (res.data.table.split == "train").sum(), (res.data.table.split == "test").sum()
+    assert fin.n_train == n_dev and len(fin.proba) == n_held
+    assert fin.n_resampled == 2 * (res.data.table[res.data.table.split == "train"].label == 0).sum()
+    t = res.final_table
+    assert t.loc["held-out clips", "paper"] == 156 and t.loc["development rows after SMOTE", "paper"] == 914
+    r = res.rows
+    row = r[(r.method == "CatBoost final") & (r.metric == "n_predicted_anomalous")]
+    assert row.value.iloc[0] == fin.n_predicted and row.ci_low.iloc[0] <= fin.n_predicted <= row.ci_high.iloc[0]
+    assert "text" in res.probe and res.mix.to_numpy().sum() == len(res.data.table)
+
+
+def test_split_probe_finds_a_split_that_leaves_a_trace(smoke_root):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 60
+    table = pd.DataFrame({"path": [f"c{i}" for i in range(2 * n)], "label": 0,
+                          "source_split": ["train"] * n + ["test"] * n})
+    feats = pd.DataFrame(rng.normal(size=(2 * n, 4)), index=table.path)
+    feats.iloc[:n, 0] += 3.0  # the training split's normals sound different
+    p = smoke_params(X, smoke_root, embeddings="off")
+    out = X.split_probe(feats, table, p)
+    assert out["auc"].low > 0.8 and "it can" in out["text"]
+    same = X.split_probe(feats, table.assign(source_split="test"), p)
+    assert same["auc"] is None and "does not apply" in same["text"]
+
+
 def test_panns_off_is_said(res):
     assert "switched off" in res.panns_note and res.feature_sets == ["handcrafted only"]
 

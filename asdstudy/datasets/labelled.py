@@ -22,7 +22,11 @@ def labelled_set(table: pd.DataFrame, machine: str, n_dev: int = 622, n_test: in
     """``n_dev + n_test`` labelled clips of ``machine`` with the given anomaly fraction.
 
     Returns the chosen rows of ``table`` with ``split`` re-assigned: ``train`` (the development
-    clips, ``n_dev``) and ``test`` (held out, ``n_test``), both stratified by label.
+    clips, ``n_dev``) and ``test`` (held out, ``n_test``), both stratified by label; the
+    dataset split each clip came from is kept in ``source_split``. Every anomaly comes from a
+    test split, so normals are taken from the test splits first: a normal from a training split
+    could let a supervised model learn "which split" instead of "which condition" (see
+    :func:`asdstudy.experiments.ensemble.split_probe`).
 
     Raises:
         DatasetError: the machine type is missing or has too few anomalous / normal clips.
@@ -53,6 +57,7 @@ def labelled_set(table: pd.DataFrame, machine: str, n_dev: int = 622, n_test: in
     rest = normals.iloc[n_norm_test:]
     take_rest = rest.iloc[np.sort(rng.choice(len(rest), need - len(take_first), replace=False))]
     out = pd.concat([a, take_first, take_rest]).reset_index(drop=True)
+    out["source_split"] = out["split"]  # where each clip came from in the dataset (the mix is reported)
     dev, test = train_test_split(np.arange(len(out)), test_size=n_test, stratify=out["label"].astype(int),
                                  random_state=seed)
     out["split"] = "train"

@@ -11,7 +11,16 @@ What the study does: (a) exactly that (:func:`paper_arm`); (b) repeated stratifi
 cross-validation where an inner 15 % of each training fold does the stopping, weighting and
 thresholding and the untouched outer fold is scored, and a held-out split scored once
 (:func:`honest_arms`); the ablations the paper only imagined (feature sets x SMOTE); importance
-by feature family; and the gap between the protocols. Every metric has a bootstrap CI.
+by feature family; the gap between the protocols; the paper's final step (:func:`final_step`:
+CatBoost alone retrained on every development clip, applied at 0.35 to the held-out clips,
+with the paper's test-prediction statistics); and a probe of the labelled set itself
+(:func:`split_probe`: can a classifier tell which dataset split a normal clip came from?).
+Every metric has a bootstrap CI.
+
+Thresholds: each single model's decisions use its own threshold, the best F1 on the rows it
+selects on over 0.20..0.79 in steps of 0.01 (``proba > t``, the step the paper's weight search
+uses); the ensemble's is the paper's searched threshold (0.200..0.795 in steps of 0.005,
+``proba >= t``). The paper does not say which threshold its single models' accuracies use.
 """
 
 from __future__ import annotations
@@ -81,6 +90,10 @@ class Result:
     importance: pd.DataFrame
     importance_note: str
     gap: pd.DataFrame
+    final: B.FinalModel         # the paper's final step: CatBoost on every development clip, at 0.35
+    final_table: pd.DataFrame   # its test-prediction statistics beside the paper's
+    probe: dict                 # can the split a normal came from be told apart? (auc Interval or None, text)
+    mix: pd.DataFrame           # the labelled set's clips by label and source split
     rows: pd.DataFrame
     board: pd.DataFrame
     discussion: str
@@ -91,7 +104,9 @@ class Result:
         return {"ens_data_note": self.data_note, "ens_n_features": H.N_FEATURES, "ens_n_claimed": H.CLAIMED,
                 "ens_n_by_table": sum(H.CLAIMED_BY_TABLE.values()), "ens_feature_seconds": self.feature_seconds,
                 "ens_panns_note": self.panns_note, "ens_scale": self.params.scale, "ens_n_val": len(self.y_val),
-                "ens_chapter_minutes": self.seconds / 60}
+                "ens_chapter_minutes": self.seconds / 60, "ens_probe_text": self.probe["text"],
+                "ens_final_n": self.final.n_predicted, "ens_final_share": self.final.share,
+                "ens_final_p": self.final.p_value, "ens_final_prior": self.final.prior}
 
 
 def data_note(p: Params, data: P.ChapterData) -> str:
@@ -151,6 +166,63 @@ def honest_arms(feature_sets: dict, dev, held, y_dev, y_held, p: Params, progres
     return cv, held_arm
 
 
+def final_step(X_all: pd.DataFrame, dev, held, y_dev, p: Params) -> tuple[B.FinalModel, pd.DataFrame]:
+    """Paper 000's final step (its Section 4.4): CatBoost alone, retrained on all development
+    clips (SMOTE, no early stopping), applied at threshold 0.35 to the held-out clips; the share
+    predicted anomalous against the development prior, its chi-square test, the probabilities
+    (for the histogram) and the top-20 features. Beside each statistic, the paper's value."""
+    fin = B.final_catboost(rows_of(X_all, dev), y_dev, rows_of(X_all, held), list(X_all.columns), seed=p.split_seed,
+                           scale=p.scale, n_jobs=p.jobs)
+    claims = P.claims_of("000")
+    c = claims[claims["method"].isin(["CatBoost final", "dataset"])].set_index("metric")["value"]
+    t = pd.DataFrame([
+        {"statistic": "development clips", "here": fin.n_train, "paper": c.get("n_development")},
+        {"statistic": "development rows after SMOTE", "here": fin.n_resampled, "paper": c.get("n_after_smote")},
+        {"statistic": "held-out clips", "here": len(fin.proba), "paper": c.get("n_test")},
+        {"statistic": "development prior (anomalous share)", "here": round(fin.prior, 4), "paper": 0.265},
+        {"statistic": f"held-out clips predicted anomalous at {fin.threshold}", "here": fin.n_predicted,
+         "paper": c.get("n_predicted_anomalous")},
+        {"statistic": "share predicted anomalous", "here": round(fin.share, 4),
+         "paper": round(c.get("n_predicted_anomalous", np.nan) / c.get("n_test", np.nan), 4)},
+        {"statistic": "chi-square p (predicted share vs prior)", "here": round(fin.p_value, 4), "paper": c.get("chi2_p")},
+        {"statistic": "boosting rounds (no early stopping)", "here": fin.iterations, "paper": np.nan},
+    ]).set_index("statistic")
+    return fin, t
+
+
+def split_probe(features: pd.DataFrame, table: pd.DataFrame, p: Params) -> dict:
+    """Can a classifier tell the normal clips drawn from a dataset's training split from those
+    drawn from its test split? Every anomaly comes from a test split, so if it can, a supervised
+    model may learn "which split" instead of "which condition". Out-of-fold probabilities of a
+    random forest on the handcrafted features (stratified 5-fold), AUC with a bootstrap CI.
+    Returns {"auc": Interval or None, "n_train_split", "n_test_split", "text"}."""
+    normals = table[table["label"] == 0]
+    src = normals["source_split"] if "source_split" in normals else pd.Series("test", index=normals.index)
+    n_tr, n_te = int((src == "train").sum()), int((src == "test").sum())
+    out = {"auc": None, "n_train_split": n_tr, "n_test_split": n_te}
+    if min(n_tr, n_te) < 10:
+        out["text"] = (f"The labelled set's normals come from one dataset split ({n_te} from test splits, {n_tr} from "
+                       "training splits): there is no split for a model to learn, so the probe does not apply.")
+        return out
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    y = (src == "train").to_numpy(int)
+    X = B.clean(features.loc[normals["path"]].to_numpy())
+    clf = RandomForestClassifier(n_estimators=200, random_state=p.split_seed, n_jobs=p.jobs)
+    proba = cross_val_predict(clf, X, y, cv=StratifiedKFold(5, shuffle=True, random_state=p.split_seed),
+                              method="predict_proba")[:, 1]
+    ci = M.bootstrap_ci(y, proba, "auc", n_boot=p.n_boot, seed=p.seed)
+    out["auc"] = ci
+    verdict = ("it can: the split leaves a trace a supervised model may exploit" if ci.low > 0.6 else
+               "it cannot tell them apart much better than chance" if ci.low <= 0.5 else
+               "it can, a little")
+    out["text"] = (f"Normals in the labelled set: {n_te} from test splits, {n_tr} from training splits. A random forest "
+                   f"trying to tell the two apart from the handcrafted features reaches AUC {P.fmt_ci(ci.value, ci.low, ci.high)}"
+                   f" (out of fold): {verdict}.")
+    return out
+
+
 def rows_of(frame: pd.DataFrame, part: pd.DataFrame) -> np.ndarray:
     return frame.loc[part["path"]].to_numpy()
 
@@ -195,7 +267,7 @@ def ablation_frame(cv_table: pd.DataFrame) -> pd.DataFrame:
 
 
 def result_rows(p, data, paper_table, main_cv, held_table, y_val, y_dev, y_held, arm, nosmote_table, ablation,
-                share_emb, panns_present, kept, n_columns) -> ResultWriter:
+                share_emb, panns_present, kept, n_columns, final=None, probe=None) -> ResultWriter:
     """Paper-protocol rows answer the claims; the honest numbers are separate methods."""
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     machine = "+".join(p.machines)
@@ -224,6 +296,22 @@ def result_rows(p, data, paper_table, main_cv, held_table, y_val, y_dev, y_held,
     for m, v in (("importance_share_embeddings", share_emb), ("importance_share_handcrafted", 1 - share_emb)):
         w.add("000", "PANNs + handcrafted", m, v, machine=machine, unit="all", note="" if panns_present else NO_EMB)
     w.add("000", "Handcrafted features", "n_features", H.N_FEATURES, machine=machine, unit="all")
+    if final is not None:
+        fin = final
+        w.add("000", "dataset", "n_development", fin.n_train, machine=machine, unit="all")
+        w.add("000", "dataset", "n_test", len(fin.proba), machine=machine, unit="all")
+        w.add("000", "dataset", "n_after_smote", fin.n_resampled, machine=machine, unit="all")
+        share = P.share_ci(fin.predicted, n_boot=p.n_boot, seed=p.seed)
+        w.add("000", "CatBoost final", "n_predicted_anomalous", fin.n_predicted, machine=machine, unit="all",
+              ci=(share.low * len(fin.proba), share.high * len(fin.proba)),
+              note=f"CatBoost retrained on all {fin.n_train} development clips, threshold {fin.threshold}; CI by bootstrap over clips")
+        w.add("000", "CatBoost final", "chi2_p", fin.p_value, machine=machine, unit="all",
+              note="chi-square goodness of fit of the predicted counts against the development prior")
+    if probe is not None and probe.get("auc") is not None:
+        a = probe["auc"]
+        w.add("000", "split probe (train- vs test-split normals)", "auc", a.value, machine=machine, unit="all",
+              ci=(a.low, a.high), n_normal=probe["n_test_split"], n_anomaly=probe["n_train_split"],
+              note="the study's check of its labelled set, not a claim of the paper")
     for family, label in H.TAXONOMY.items():  # the paper's category table, family by family
         w.add("000", "Handcrafted features", f"n_features:{label}", len(H.FAMILIES[family]), machine=machine, unit="all")
     if panns_present:
@@ -317,8 +405,13 @@ def run(p: Params, progress: bool = True) -> Result:
             ablation[method] = B.metrics_table(y_val, a.proba, a.decision, n_boot=p.n_boot, seed=p.seed).loc["Ensemble"]
     nosmote_table = B.metrics_table(y_val, arm_nosmote.proba, arm_nosmote.decision, n_boot=p.n_boot, seed=p.seed)
     kept = int(arm.pipelines["CatBoost"].kept_.sum())
+    final, final_tab = final_step(X_all, dev, held, y_dev, p)
+    probe = split_probe(hand, table, p)
+    src = table["source_split"] if "source_split" in table else pd.Series("synthetic", index=table.index)
+    mix = table.assign(source_split=src).groupby(["split", "label", "source_split"]).size().unstack("source_split",
+                                                                                                    fill_value=0)
     w = result_rows(p, data, paper_table, main_cv, held_table, y_val, y_dev, y_held, arm, nosmote_table, ablation,
-                    share_emb, panns is not None, kept, X_all.shape[1])
+                    share_emb, panns is not None, kept, X_all.shape[1], final, probe)
     rows = w.frame()
     w.write()
     return Result(
@@ -326,7 +419,8 @@ def run(p: Params, progress: bool = True) -> Result:
         feature_seconds=feature_seconds, panns_note=panns_note, feature_sets=list(feature_sets), main_set=main_set,
         y_val=y_val, paper=arm, paper_table=paper_table, fit_table=fit_table, claimed_table=claimed_tab.round(4),
         f1_curve=f1_curve, cv_table=cv_table, main_cv=main_cv, held_table=held_table, importance=imp,
-        importance_note=imp_note, gap=gap_table(paper_table, main_cv, held_table), rows=rows,
+        importance_note=imp_note, gap=gap_table(paper_table, main_cv, held_table), final=final,
+        final_table=final_tab, probe=probe, mix=mix, rows=rows,
         board=P.chapter_board("000", rows, CHAPTER),
         discussion=discussion(p, data, paper_table, main_cv, held_table, cv_table, main_set, panns_note, len(y_val)),
         cv_seconds=cv_seconds, seconds=timer.seconds())
