@@ -104,7 +104,9 @@ def test_honest_threshold_reads_held_out_normals_only(res, monkeypatch):
     assert len(seen) == 1  # one model for all ids, so one threshold
     assert sorted(np.concatenate(seen).tolist()) == sorted(h0.score.tolist())
     assert list(out.index) == [X.HONEST_RULE, X.LEAKY_RULE]
-    assert ((out >= 0) & (out <= 1)).all().all()
+    rates = out.drop(columns="threshold")
+    assert ((rates >= 0) & (rates <= 1)).all().all()
+    assert out.loc[X.HONEST_RULE, "threshold"] == pytest.approx(real(h0.score, 2))
 
 
 def test_vae_scores_two_ways_and_says_which(res):
