@@ -141,7 +141,10 @@ def fit(
     for epoch in bar:
         model.train()
         order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
-        totals, n = dict.fromkeys((name for name, _, _ in steps), 0.0), 0
+        # losses summed on the device and read once per epoch: no host sync per step (on a GPU
+        # a float() per step would stall the queue); float64, so the sums equal the host's
+        totals = {name: torch.zeros((), dtype=torch.float64, device=dev) for name, _, _ in steps}
+        n = 0
         for i in range(0, len(order), batch_size):
             xb = X[order[i:i + batch_size]].to(dev)
             if xb.shape[0] < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
@@ -151,8 +154,9 @@ def fit(
                 loss = step_loss(model, xb)
                 loss.backward()
                 opt.step()
-                totals[name] += float(loss.detach()) * xb.shape[0]
+                totals[name] += loss.detach().double() * xb.shape[0]
             n += xb.shape[0]
+        totals = {name: float(v) for name, v in totals.items()}
         if parts:
             for name in totals:
                 hist.parts.setdefault(name, []).append(totals[name] / max(n, 1))

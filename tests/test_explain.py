@@ -128,3 +128,45 @@ def test_knn_scores_on_a_toy_case():
         knn_scores(train, test, k=4)
     with pytest.raises(ASDStudyError, match="metric"):
         knn_scores(train, test, metric="manhattan")
+
+
+def test_the_ast_filters_inside_its_feature_pipeline(tmp_path):
+    """Paper 004's sweep filters the audio before any feature; the AST does it in its feature
+    pipeline (keyed in the cache), so no filtered copies of the clips are written."""
+    import soundfile as sf
+
+    from asdstudy.features.embeddings import ASTInputParams, clip_ast_spectrograms
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    y = (0.3 * np.sin(2 * np.pi * 500 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    path = tmp_path / "tone.wav"
+    sf.write(path, y, sr)
+    plain, = clip_ast_spectrograms([path], ASTInputParams(kind="stft"))
+    hp, = clip_ast_spectrograms([path], ASTInputParams(kind="stft", filter_kind="highpass", cutoff=3000))
+    lp, = clip_ast_spectrograms([path], ASTInputParams(kind="stft", filter_kind="lowpass", cutoff=3000))
+    low, high = round(500 / 8000 * 127), round(6000 / 8000 * 127)  # the tones' bins on the linear axis
+    power = {name: s.mean(axis=0) for name, s in (("plain", plain), ("hp", hp), ("lp", lp))}
+    assert power["hp"][low] < power["plain"][low] - 5 and abs(power["hp"][high] - power["plain"][high]) < 0.5
+    assert power["lp"][high] < power["plain"][high] - 5 and abs(power["lp"][low] - power["plain"][low]) < 0.5
+    with pytest.raises(ASDStudyError, match="Nyquist"):
+        ASTInputParams(filter_kind="highpass", cutoff=8000)
+    with pytest.raises(ASDStudyError, match="filter_kind"):
+        ASTInputParams(filter_kind="bandpass", cutoff=1000)
+
+
+def test_sweep_passes_the_unfiltered_table_unless_copies_are_asked(tmp_path, monkeypatch):
+    import pandas as pd
+
+    seen = []
+
+    def run(t, kind, cutoff):
+        seen.append((kind, cutoff, list(t["path"])))
+        return pd.DataFrame({"auc": [0.5]})
+
+    monkeypatch.setattr(FL, "filtered_table", lambda *a, **k: (_ for _ in ()).throw(AssertionError("copies written")))
+    table = pd.DataFrame({"path": ["a.wav", "b.wav"]})
+    rows = FL.sweep(run, table, cutoffs=[1000, 2000], progress=False)
+    assert len(rows) == 5 and all(paths == ["a.wav", "b.wav"] for _, _, paths in seen)
+    assert [(k, c) for k, c, _ in seen] == [("none", 0), ("lowpass", 1000), ("lowpass", 2000), ("highpass", 1000),
+                                              ("highpass", 2000)]

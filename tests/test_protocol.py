@@ -162,6 +162,38 @@ def test_run_methods_trains_one_model_per_machine_type_when_declared(smoke_root)
         run_methods({"a": Counting}, data.table, units={"b": "machine"}, progress=False)
 
 
+def test_additional_training_ids_train_the_per_machine_models_only(smoke_root):
+    """A unit with training clips and no test clips (DCASE 2020's additional-training ids):
+    its clips join the per-machine-type models, no per-unit model is trained for it, it is
+    evaluated nowhere, and the run says so."""
+    from asdstudy.models.base import run_methods
+
+    fits = []
+
+    class Counting:
+        def __init__(self, seed):
+            pass
+
+        def fit(self, table, y=None):
+            fits.append(sorted(table["id"].unique()))
+            return self
+
+        def score(self, table):
+            return np.arange(len(table), dtype=float)
+
+    data = P.load_data(P.ChapterParams.from_profile("data", "smoke", data_root=str(smoke_root)), ["slider"])
+    t = data.table
+    ids = sorted(t["id"].unique())
+    extra = ids[-1]
+    t = t[~((t["id"] == extra) & (t["split"] == "test"))]  # the last id keeps training clips only
+    with pytest.warns(UserWarning, match=f"slider {extra}.*per id train no model"):
+        out = run_methods({"per type": Counting, "per id": Counting}, t, n_boot=20, progress=False,
+                          units={"per type": "machine"})
+    assert fits[0] == ids  # the per-type model saw the extra id's clips
+    assert all(extra not in f for f in fits[1:]) and len(fits) == len(ids)  # 1 + (len(ids) - 1) per-id fits
+    assert extra not in set(out["metrics"].unit) and out["training_only"] == [("slider", extra)]
+
+
 def test_ci_separation_counts():
     first = pd.DataFrame({"method": ["a", "a", "b", "b"], "unit": ["0", "1", "0", "1"], "auc": [0.9, 0.5, 0.5, 0.5],
                           "auc_low": [0.85, 0.4, 0.4, 0.4], "auc_high": [0.95, 0.6, 0.6, 0.6]})

@@ -83,6 +83,7 @@ class Result:
     centroids: pd.DataFrame
     centroid_curves: pd.DataFrame  # Figure 2: centroid per frame over time, mean over clips per machine
     ast_note: str
+    classes_note: str
     accuracy: dict
     fit_seconds: dict
     units: dict
@@ -108,7 +109,7 @@ class Result:
 
     def glue(self) -> dict:
         p = self.params
-        return {"xp_ast_note": self.ast_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
+        return {"xp_ast_note": self.ast_note, "xp_classes_note": self.classes_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
                 "xp_fig4_unit": self.figure_units["fig4"], "xp_fig5_unit": self.figure_units["fig5"],
@@ -165,6 +166,23 @@ def spectral_centroids(train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return summary, pd.concat(curves, ignore_index=True)
 
 
+def classes_note(table: pd.DataFrame) -> str:
+    """The machine + section classes the AST is trained on, said in one sentence beside the
+    paper's 42 (7 machine types x 6 sections, which needs DCASE 2021's evaluation-set training
+    sections 03-05 besides the development set's 00-02: with the development set alone, 21)."""
+    train = table[table["split"] == "train"]
+    n = train["cls"].nunique()
+    secs = sorted(train["section"].astype(str).unique())
+    tested = sorted(table[table["split"] == "test"]["section"].astype(str).unique())
+    text = (f"The AST is trained on {n} machine + section classes ({train['machine'].nunique()} machine types x "
+            f"sections {', '.join(secs)}); k-NN scores are computed for the sections with test clips ({', '.join(tested)}).")
+    if n != 42:
+        text += (" The paper's 42 classes are DCASE 2021's 7 machine types x 6 sections, which needs the evaluation "
+                 "set's training sections 03-05 besides the development set's 00-02 (with the development set alone "
+                 "there are 21).")
+    return text
+
+
 def ast_weights(p: Params):
     """The pretrained AST weights when found (never downloaded), and the sentence the chapter shows."""
     pretrained = None
@@ -177,9 +195,12 @@ def ast_weights(p: Params):
                   "scratch on the machine+section task: its numbers describe that small model, not the paper's pretrained one.")
 
 
-def train_ast(p: Params, weights, kind: str, train: pd.DataFrame, epochs: int) -> ASTEmbedder:
-    """Fine-tune (or train) the AST to classify machine + section on ``train``."""
-    emb = ASTEmbedder(ASTInputParams(kind=kind), weights=weights, epochs=epochs, lr=p.lr, batch_size=p.batch_size,
+def train_ast(p: Params, weights, kind: str, train: pd.DataFrame, epochs: int, filt: tuple = ("", 0.0)) -> ASTEmbedder:
+    """Fine-tune (or train) the AST to classify machine + section on ``train``; ``filt`` (kind,
+    cutoff) filters the audio inside the AST's feature pipeline, for training and for every
+    clip it later embeds."""
+    params = ASTInputParams(kind=kind, filter_kind=filt[0], cutoff=float(filt[1]))
+    emb = ASTEmbedder(params, weights=weights, epochs=epochs, lr=p.lr, batch_size=p.batch_size,
                       seed=p.seed, small=p.small, jobs=p.jobs)
     return emb.fit(emb.spectrograms(train), train["cls"].values)
 
@@ -308,7 +329,8 @@ def reuses_table1_model(p: Params) -> bool:
 
 def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool, ast0=None):
     """Figure 3: the AST retrained from the start and the k-NN refitted on low- / high-passed audio
-    at every cutoff (filtering before any feature, at training and test time alike); the
+    at every cutoff (filtering before any feature, at training and test time alike, inside the
+    AST's feature pipeline: no filtered copies of the clips are written); the
     unfiltered reference is Table 1's model ``ast0`` when :func:`reuses_table1_model`. Returns
     the rows, the ASTs by (filter kind, cutoff), reused by Figure 5, and every model's per-clip
     test scores and classification hits by (filter kind, cutoff) -- keyed by the unfiltered
@@ -319,7 +341,8 @@ def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: 
     def run_filtered(t, kind, cutoff):
         tr, te = t[t["split"] == "train"], t[t["split"] == "test"]
         reuse = kind == "none" and ast0 is not None and reuses_table1_model(p)
-        emb = asts[(kind, cutoff)] = ast0 if reuse else train_ast(p, weights, kind0, tr, p.sweep_epochs)
+        filt = ("", 0.0) if kind == "none" else (kind, cutoff)
+        emb = asts[(kind, cutoff)] = ast0 if reuse else train_ast(p, weights, kind0, tr, p.sweep_epochs, filt)
         hits = emb.predict(emb.spectrograms(te)) == te["cls"].values
         _, scores = knn_units(emb, tr, te, p.k, p.knn_metric)
         kept[(kind, cutoff)] = (scores[["clip", "machine", "section", "domain", "label", "score"]],
@@ -394,9 +417,9 @@ def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: 
     unit = dict(unit or {"machine": p.machines[0]})
     m0 = unit.pop("machine")
     lo, hi = min(p.cutoffs), max(p.cutoffs)
-    views = {"unfiltered": (table, ast0),
-             f"low-pass {lo} Hz": (FL.filtered_table(table, "lowpass", lo, SR, p.jobs), sweep_asts[("lowpass", lo)]),
-             f"high-pass {hi} Hz": (FL.filtered_table(table, "highpass", hi, SR, p.jobs), sweep_asts[("highpass", hi)])}
+    # each sweep AST filters the audio in its own feature pipeline: the same table serves every view
+    views = {"unfiltered": (table, ast0), f"low-pass {lo} Hz": (table, sweep_asts[("lowpass", lo)]),
+             f"high-pass {hi} Hz": (table, sweep_asts[("highpass", hi)])}
     sims, maps = [], []
     for title, (t, emb) in views.items():
         tr, te = t[(t["split"] == "train") & (t["machine"] == m0)], t[(t["split"] == "test") & (t["machine"] == m0)]
@@ -624,7 +647,7 @@ def run(p: Params, progress: bool = True) -> Result:
     w.write()
     return Result(
         params=p, data=data, table=table, counts=counts, centroids=centroids,
-        centroid_curves=centroid_curves, ast_note=ast_note, accuracy=accuracy,
+        centroid_curves=centroid_curves, ast_note=ast_note, classes_note=classes_note(table), accuracy=accuracy,
         fit_seconds=fit_seconds, units=units, test_scores=test_scores, table1=table1(units, p.inputs), claimed1=claimed1,
         mean_ci=mean_ci, heat=heat, heat_bands=heat_bands,
         figure_units={"fig4": fig4_text, "fig5": fig5_text}, slime_seconds=slime_seconds, sweep_rows=sweep_rows,

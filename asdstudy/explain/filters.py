@@ -2,9 +2,10 @@
 per cutoff (paper 004: cutoffs 400 Hz to 8 kHz in 400 Hz steps, filters applied to the audio
 before any feature, at training and test time alike).
 
-Filtered clips are written once as WAV files under the feature cache
-(``<cache>/filtered/<kind>-<cutoff>/``), so every detector reads them through its usual path
-and its own feature cache.
+:func:`sweep` hands ``run`` the unfiltered table and the filter: the AST applies it inside its
+feature pipeline (no filtered copies on disk). :func:`filtered_table` still writes filtered WAV
+copies (under ``<cache>/filtered/<kind>-<cutoff>/``) for a detector that reads audio files
+itself.
 """
 
 from __future__ import annotations
@@ -16,30 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import ASDStudyError
+from ..features.filtering import KINDS, filter_audio  # noqa: F401  (re-exported)
 
 #: The paper's cutoffs: 400 Hz to 8 kHz in 400 Hz steps.
 PAPER_CUTOFFS = tuple(range(400, 8001, 400))
-KINDS = ("lowpass", "highpass")
-
-
-def filter_audio(y: np.ndarray, sr: int, kind: str, cutoff: float, order: int = 8) -> np.ndarray:
-    """Zero-phase Butterworth low- or high-pass (second-order sections, forward-backward).
-
-    A cutoff at or above the Nyquist frequency passes everything (low-pass) or nothing
-    (high-pass); a cutoff at or below 0 the reverse.
-    """
-    from scipy.signal import butter, sosfiltfilt
-
-    if kind not in KINDS:
-        raise ASDStudyError(f"filter kind must be one of {', '.join(KINDS)}, got {kind!r}.")
-    y = np.asarray(y, dtype=np.float64)
-    nyq = sr / 2
-    if cutoff >= nyq or cutoff <= 0:
-        passes = (kind == "lowpass") == (cutoff >= nyq)
-        return (y if passes else np.zeros_like(y)).astype(np.float32)
-    sos = butter(order, cutoff / nyq, btype="low" if kind == "lowpass" else "high", output="sos")
-    return sosfiltfilt(sos, y).astype(np.float32)
 
 
 def _filtered_path(folder: Path, path: str) -> Path:
@@ -76,17 +57,19 @@ def filtered_table(table: pd.DataFrame, kind: str, cutoff: float, sr: int = 1600
 
 
 def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int = 16000, n_jobs: int = 1,
-          progress: bool = True) -> pd.DataFrame:
-    """Retrain and rescore per filter: ``run(filtered_table, kind, cutoff) -> DataFrame`` of
-    metric rows is called once unfiltered (``kind == "none"``, cutoff 0) and once per (kind,
-    cutoff), so that ``run`` can keep what it trained under that key; the rows are
-    returned with ``kind`` and ``cutoff`` columns."""
+          progress: bool = True, copies: bool = False) -> pd.DataFrame:
+    """Retrain and rescore per filter: ``run(table, kind, cutoff) -> DataFrame`` of metric rows
+    is called once unfiltered (``kind == "none"``, cutoff 0) and once per (kind, cutoff), so
+    that ``run`` can keep what it trained under that key; the rows are returned with ``kind``
+    and ``cutoff`` columns. ``run`` gets the unfiltered table and applies the filter in its
+    feature pipeline, unless ``copies`` (then ``table``'s paths point at filtered WAV copies
+    written by :func:`filtered_table`)."""
     from tqdm.auto import tqdm
 
     jobs = [("none", 0)] + [(k, c) for k in kinds for c in cutoffs]
     out = []
     for kind, cutoff in tqdm(jobs, desc="filter sweep", disable=not progress):
-        t = table if kind == "none" else filtered_table(table, kind, cutoff, sr, n_jobs)
+        t = table if kind == "none" or not copies else filtered_table(table, kind, cutoff, sr, n_jobs)
         rows = run(t, kind, cutoff)
         out.append(rows.assign(kind=kind, cutoff=cutoff))
     return pd.concat(out, ignore_index=True)

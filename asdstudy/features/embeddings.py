@@ -231,10 +231,21 @@ class ASTInputParams:
     n_bins: int = 128
     fmin: float = 20.0
     fmax: float | None = None
+    filter_kind: str = ""       # "lowpass" / "highpass": filter the audio first (paper 004's sweep)
+    cutoff: float = 0.0         # the filter's cutoff in Hz, strictly between 0 and Nyquist
 
     def __post_init__(self):
         if self.kind not in ("mel", "stft"):
             raise ASDStudyError(f"ASTInputParams.kind must be 'mel' or 'stft', got {self.kind!r}.")
+        if self.filter_kind:
+            from .filtering import KINDS
+
+            if self.filter_kind not in KINDS:
+                raise ASDStudyError(f"ASTInputParams.filter_kind must be one of {KINDS} (or empty), got "
+                                    f"{self.filter_kind!r}.")
+            if not 0 < self.cutoff < self.sr / 2:
+                raise ASDStudyError(f"ASTInputParams.cutoff is {self.cutoff} Hz: a {self.filter_kind} cutoff must lie "
+                                    f"strictly between 0 and the Nyquist frequency ({self.sr / 2:.0f} Hz).")
 
     @property
     def n_mels(self) -> int:  # for the explanation's band edges (mel inputs)
@@ -305,6 +316,10 @@ def _ast_spectrogram_file(path: str, p: ASTInputParams) -> np.ndarray:
     from ..audio import load
 
     y, _ = load(path, expected_sr=p.sr, min_duration=1.0)
+    if p.filter_kind:
+        from .filtering import filter_audio
+
+        y = filter_audio(y, p.sr, p.filter_kind, p.cutoff)
     return ast_spectrogram(y, p)
 
 

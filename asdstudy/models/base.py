@@ -134,7 +134,10 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         table: clip table with train and labelled test clips.
         seeds: training seeds; metrics with CIs for each, the first seed's detectors are kept.
         n_boot: bootstrap replicates for the CIs.
-        units: {method name: "machine" | "unit"}; methods not named train per unit.
+        units: {method name: "machine" | "unit"}; methods not named train per unit. A unit with
+            training clips but no test clips (DCASE 2020's additional-training ids) adds its
+            clips to its machine type's per-machine models, trains no per-unit model, is
+            evaluated nowhere, and is named in a warning and in ``training_only``.
         thresholded: the methods whose decisions need a threshold from held-out normals (None:
             all); held-out clips are scored only for these.
 
@@ -154,9 +157,15 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
                             f"methods {list(makers)}.")
     table = table.assign(unit=unit_column(table))
     parts = {}  # (machine, unit) -> (fit_on, held, test)
+    extra = {}  # (machine, unit) -> training clips of a unit without test clips
     for (machine, unit), g in table.groupby(["machine", "unit"], sort=True):
         train = g[g["split"] == "train"]
         test = g[(g["split"] == "test") & g["label"].notna()]
+        if test.empty and len(train):
+            # e.g. DCASE 2020's additional-training ids 01/03/05: as the baseline does, they train
+            # the per-machine-type models and are evaluated nowhere
+            extra[(machine, unit)] = train
+            continue
         if train.empty or test.empty:
             raise ASDStudyError(f"{machine} unit {unit}: needs both train and labelled test clips "
                                 f"(found {len(train)} train, {len(test)} test).")
@@ -164,6 +173,16 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
         held = train.iloc[rng.permutation(len(train))[:n_hold]]
         parts[(machine, unit)] = (train.drop(index=held.index), held, test)
+    if not parts:
+        raise ASDStudyError("no unit has both training and labelled test clips; "
+                            f"units with training clips only: {sorted(extra)}.")
+    per_unit = [n for n in makers if units[n] == "unit"]
+    if extra:
+        import warnings
+
+        warnings.warn(f"{len(extra)} unit(s) have training clips but no test clips ({', '.join(f'{m} {u}' for m, u in sorted(extra))}): "
+                      "their clips train the one-model-per-machine-type methods only"
+                      + (f"; {', '.join(per_unit)} train no model for them" if per_unit else "") + ".", stacklevel=2)
     machines = sorted({m for m, _ in parts})
     jobs = []  # (method, seed, model name, [(machine, unit), ...])
     for name in makers:
@@ -178,7 +197,10 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         det = makers[name](seed)
         hold = name in thresholded
         t0 = time.perf_counter()
-        det.fit(pd.concat([parts[k][0] if hold else pd.concat(parts[k][:2]) for k in keys]))
+        fit_on = [parts[k][0] if hold else pd.concat(parts[k][:2]) for k in keys]
+        if units[name] == "machine":
+            fit_on += [t for (m, _), t in sorted(extra.items()) if m == keys[0][0]]
+        det.fit(pd.concat(fit_on))
         fit_s = time.perf_counter() - t0
         for machine, unit in keys:
             _, held, test = parts[(machine, unit)]
@@ -199,4 +221,4 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
                                                 key=lambda c: c.map(list(makers).index) if c.name == "method" else c)
     return {"metrics": metrics.reset_index(drop=True), "scores": pd.concat(scores, ignore_index=True),
             "holdout": pd.concat(holdout, ignore_index=True) if holdout else pd.DataFrame(),
-            "detectors": detectors}
+            "detectors": detectors, "training_only": sorted(extra)}
