@@ -36,9 +36,9 @@ PAPER_CHAPTERS = {
 }
 
 COMMON = {
-    "smoke": {"profile": "smoke", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 200},
-    "default": {"profile": "default", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 1000},
-    "paper": {"profile": "paper", "seed": 0, "data_root": "", "jobs": 8, "n_boot": 1000},
+    "smoke": {"profile": "smoke", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 200, "max_clips": 0},
+    "default": {"profile": "default", "seed": 0, "data_root": "", "jobs": 2, "n_boot": 1000, "max_clips": 0},
+    "paper": {"profile": "paper", "seed": 0, "data_root": "", "jobs": 8, "n_boot": 1000, "max_clips": 0},
 }
 
 CHAPTERS: dict[str, dict[str, dict]] = {
@@ -92,19 +92,19 @@ CHAPTERS: dict[str, dict[str, dict]] = {
                   "base": {"epochs": 1, "batch_size": 256, "train_stride": 16, "latent": 8, "n_hidden": 3,
                            "lr": 1e-3, "w_adv": 1, "w_con": 50, "w_enc": 1},
                   "baseline_epochs": 1, "seeds": [0, 1], "cal_fraction": 0.5, "scheduler": "",
-                  "score_rule": "reconstruction"},
+                  "score_rule": "reconstruction", "epoch_cap": 0},
         "default": {"machines": "all", "kinds": ["egbad", "ganomaly", "skip"], "settings": "grid",
                     "grid": {"lr": [2e-4, 1e-3], "w_con": [1, 50]},
                     "base": {"epochs": 10, "batch_size": 512, "train_stride": 16, "latent": 8, "n_hidden": 3,
                              "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1},
                     "baseline_epochs": 3, "seeds": [0, 1], "cal_fraction": 0.5, "scheduler": "",
-                  "score_rule": "reconstruction"},
+                  "score_rule": "reconstruction", "epoch_cap": 0},
         "paper": {"machines": "all", "kinds": ["egbad", "ganomaly", "skip"], "settings": "paper",
                   "grid": {"lr": [2e-4]},
                   "base": {"epochs": 10, "batch_size": 16, "train_stride": 1, "latent": 8, "n_hidden": 3,
                            "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1},
                   "baseline_epochs": 100, "seeds": [0, 1, 2], "cal_fraction": 0.5, "scheduler": "",
-                  "score_rule": "reconstruction"},
+                  "score_rule": "reconstruction", "epoch_cap": 0},
     },
     "ensemble": {
         # paper 000: the boosters' published sizes times ``scale`` (CatBoost 2000 rounds at depth

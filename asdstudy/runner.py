@@ -519,8 +519,11 @@ def _parse_value(text: str):
 
 
 def register(main):
-    """Add the runner's commands (run, reproduce, book) to the CLI group."""
+    """Add the runner's commands (run, reproduce, preflight, book) to the CLI group."""
     import click
+    import pandas as pd
+
+    from .preflight import CHAPTERS as PREFLIGHT_CHAPTERS
 
     @main.command()
     @click.argument("chapter")
@@ -551,6 +554,44 @@ def register(main):
             click.secho(f"interrupted: {exc}", fg="yellow", err=True)
             sys.exit(130)
         click.echo(f"book: {index}")
+
+    @main.command()
+    @click.option("--data-root", required=True, type=click.Path(path_type=Path),
+                  help="The folder holding the real datasets (as `asdstudy data download --dest` filled it).")
+    @click.option("--profile", type=click.Choice(["paper"]), default="paper", show_default=True,
+                  help="The profile whose code path is proven (only paper).")
+    @click.option("--chapters", default=",".join(PREFLIGHT_CHAPTERS), show_default=True,
+                  help="Comma-separated chapters.")
+    @click.option("--max-clips", type=int, default=4, show_default=True,
+                  help="Clips per machine, unit, split, condition and domain in the cut run.")
+    @click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Worker processes.")
+    @click.option("--out", type=click.Path(path_type=Path), default=None,
+                  help="Where the executed notebooks and rows go (default runs/preflight).")
+    def preflight(data_root, profile, chapters, max_clips, jobs, out):
+        """Run every chapter's paper-profile path, each loop cut short, on DATA_ROOT: passed or the
+        failing cell per chapter, and a resource plan (device hours, memory, disk). Exit 1 when a
+        chapter fails."""
+        from .preflight import ASSUMPTIONS, preflight as run_preflight
+
+        names = [c.strip() for c in chapters.split(",") if c.strip()]
+        try:
+            df = run_preflight(data_root, names, max_clips=max_clips, jobs=jobs, out=out)
+        except ChapterInterrupted as exc:
+            click.secho(f"interrupted: {exc}", fg="yellow", err=True)
+            sys.exit(130)
+        with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 120):
+            click.echo(df.drop(columns=["error", "warnings"]).to_string())
+        for chapter, r in df.iterrows():
+            if r["error"]:
+                click.secho(f"{chapter}: FAILED {r['error']}", fg="red")
+            if r["warnings"]:
+                click.secho(f"{chapter}: warning: {r['warnings']}", fg="yellow")
+        click.echo(f"plan: about {df.attrs['total_hours']:.1f} {df.attrs['device']} hours and "
+                   f"{df.attrs['total_disk_gb']:.0f} GB of feature cache for the chapters that passed.")
+        if df.attrs["warning"]:
+            click.secho(f"warning: {df.attrs['warning']}", fg="yellow")
+        click.echo(f"assumptions: {ASSUMPTIONS}")
+        sys.exit(0 if (df["status"] == "passed").all() else 1)
 
     @main.command()
     @click.option("--strict", is_flag=True, help="Warnings are errors.")

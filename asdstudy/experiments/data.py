@@ -80,7 +80,8 @@ def load(p: Params, progress: bool = False) -> tuple[P.ChapterData, list, pd.Dat
 
     root = P.real_data_root(p) if p.profile == "paper" else p.data_path()
     if p.profile == "paper":
-        table = clip_table(root, machines=None)
+        # the DCASE 2020 layout papers 000-003 read; a root may also hold DCASE 2021 (paper 004)
+        table = clip_table(root, layout="dcase2020", machines=None)
         machines = P.machine_list(p.machines, default=sorted(table["machine"].unique()))
         table = table[table["machine"].isin(machines)]
         if table.empty:

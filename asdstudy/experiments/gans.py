@@ -55,6 +55,7 @@ class Params(P.ChapterParams):
     cal_fraction: float = 0.5
     scheduler: str = ""
     score_rule: str = "reconstruction"  # the score the claims are answered with (SCORE_RULES)
+    epoch_cap: int = 0  # at most this many epochs per training, whatever the setting says (0: none; the preflight's cut)
 
     def validate(self):
         super().validate()
@@ -149,6 +150,8 @@ def sweep_points(p: Params, common: dict) -> tuple[list[dict], list[dict]]:
         else:
             q["epochs"] = p.baseline_epochs
         q.update(over)
+        if p.epoch_cap:
+            q["epochs"] = min(int(q["epochs"]), p.epoch_cap)
         return q
 
     search = []

@@ -52,6 +52,9 @@ class ChapterParams:
     data_root: str = ""
     jobs: int = 2
     n_boot: int = 1000
+    #: at most this many clips per machine, unit, split, condition and domain (0: all); the
+    #: preflight (``asdstudy preflight``) cuts every chapter's data this way, keeping every group
+    max_clips: int = 0
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "ChapterParams":
@@ -80,6 +83,8 @@ class ChapterParams:
             raise ASDStudyError(f"parameter 'profile' is {self.profile!r}; use smoke, default or paper.")
         for name in ("jobs", "n_boot"):
             _positive(self, name)
+        if not isinstance(self.max_clips, int) or self.max_clips < 0:
+            raise ASDStudyError(f"parameter 'max_clips' is {self.max_clips!r}; use 0 (all clips) or a positive cap.")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name.endswith("epochs") and isinstance(v, int) and v < 1:
@@ -232,7 +237,10 @@ def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="
         from ..datasets.labelled import labelled_set
 
         full = clip_table(root, layout="dcase2020", machines=machines)
-        table = pd.concat([labelled_set(full, m, seed=getattr(params, "split_seed", 42)) for m in machines],
+        sizes = {}
+        if getattr(params, "max_clips", 0):  # the preflight: the paper's balance at a small size
+            sizes = {"n_dev": 4 * params.max_clips, "n_test": params.max_clips}
+        table = pd.concat([labelled_set(full, m, seed=getattr(params, "split_seed", 42), **sizes) for m in machines],
                           ignore_index=True)
     else:
         table = clip_table(root, layout=variant, machines=machines)
@@ -250,8 +258,19 @@ def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="
     if table.empty:
         raise ASDStudyError(f"no clips of {', '.join(machines)} ({variant}) under {root}; check data_root "
                             "or run `asdstudy data download` / `asdstudy data generate` first.")
+    if getattr(params, "max_clips", 0) and variant != "labelled":  # the labelled set is drawn small already
+        table = cap_clips(table, params.max_clips, params.seed)
     label = DATASET_LABELS[variant][0 if synthetic else 1]
     return ChapterData(table.reset_index(drop=True), label, root, synthetic)
+
+
+def cap_clips(table: pd.DataFrame, max_clips: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``max_clips`` clips of every (machine, id / section, split, label, domain) group,
+    drawn with a seed: every group the table has keeps at least one clip, so every branch of a
+    chapter still runs (the preflight's cut)."""
+    keys = [k for k in ("machine", "id", "section", "split", "label", "domain") if k in table]
+    shuffled = table.sample(frac=1, random_state=seed)
+    return shuffled.groupby(keys, dropna=False, sort=False).head(max_clips).sort_index()
 
 
 # ------------------------------------------------------------------------------- splitting

@@ -176,9 +176,10 @@ def error_over_time(detectors: dict, data: P.ChapterData, p: Params, unit: str):
 
 def thresholds(s0: pd.DataFrame, h0: pd.DataFrame, cal_fraction: float, seed: int) -> pd.DataFrame:
     """Every threshold rule chosen as the paper (all test clips), leakily on the evaluation half
-    and honestly on the calibration half, decisions pooled over ids (one model per id)."""
+    and honestly on the calibration half: one threshold per trained model (one global threshold
+    when one model scored every id, as in the paper), decisions pooled over ids."""
     return pd.concat([M.threshold_comparison(s0[s0["method"] == name], h0[h0["method"] == name],
-                                             cal_fraction=cal_fraction, seed=seed).assign(method=name)
+                                             cal_fraction=cal_fraction, seed=seed, by="model").assign(method=name)
                       for name in (LSTM, GRU)], ignore_index=True)
 
 
