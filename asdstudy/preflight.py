@@ -50,9 +50,15 @@ CUTS: dict[str, dict] = {
 }
 
 
+#: The fewest clips per group a chapter's code path needs (held-out normals for thresholds
+#: need at least four training clips per unit).
+MIN_CLIPS = {"autoencoders": 4, "sequence": 4, "ensemble": 4}
+
+
 def cut_parameters(chapter: str, data_root: str, max_clips: int, jobs: int) -> dict:
     """The paper profile's parameters of ``chapter`` with the preflight's cuts."""
-    over = {**CUTS[chapter], "data_root": str(data_root), "max_clips": int(max_clips), "jobs": int(jobs), "n_boot": 20}
+    max_clips = max(int(max_clips), MIN_CLIPS.get(chapter, 0))
+    over = {**CUTS[chapter], "data_root": str(data_root), "max_clips": max_clips, "jobs": int(jobs), "n_boot": 20}
     return parameters(chapter, "paper", over, validate=True)
 
 

@@ -239,7 +239,7 @@ def load_data(params: ChapterParams, machines, variant: str = "dcase2020", ids="
         full = clip_table(root, layout="dcase2020", machines=machines)
         sizes = {}
         if getattr(params, "max_clips", 0):  # the preflight: the paper's balance at a small size
-            sizes = {"n_dev": 4 * params.max_clips, "n_test": params.max_clips}
+            sizes = {"n_dev": 6 * params.max_clips, "n_test": 2 * params.max_clips}
         table = pd.concat([labelled_set(full, m, seed=getattr(params, "split_seed", 42), **sizes) for m in machines],
                           ignore_index=True)
     else:
