@@ -174,15 +174,11 @@ def training_units(p: Params, methods) -> dict:
 
 def history_frame(detectors: dict, methods) -> pd.DataFrame:
     """Training and validation loss per epoch of each fitted detector, tidy."""
-    rows, seen = [], set()
-    for (method, machine, unit), det in detectors.items():
-        if method not in methods or id(det) in seen:
-            continue
-        seen.add(id(det))
-        shared = sum(d is det for d in detectors.values()) > 1  # one model per machine type
+    rows = []
+    for method, machine, unit, det in P.distinct_models(detectors, methods):
         h = det.history_
         for part, curve in (("train", h.train), ("validation", h.val)):
-            rows += [{"method": method, "machine": machine, "unit": "all ids" if shared else f"id {unit}",
+            rows += [{"method": method, "machine": machine, "unit": unit,
                       "part": part, "epoch": i + 1, "loss": v, "best_epoch": h.best_epoch,
                       "stopped_early": h.stopped_early} for i, v in enumerate(curve or [])]
     return pd.DataFrame(rows)

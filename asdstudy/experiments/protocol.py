@@ -474,6 +474,20 @@ class Comparison:
             writer.add(paper, name, "auc_seed_std", sd, machine=machine, unit="mean", note=nan_note(sd))
 
 
+def distinct_models(detectors: dict, methods) -> list[tuple[str, str, str, object]]:
+    """Each trained model of ``methods`` once, as (method, machine, unit label, detector): a model
+    trained per machine type serves every unit of ``detectors`` and is labelled "all ids"."""
+    counts: dict[int, int] = {}
+    for det in detectors.values():
+        counts[id(det)] = counts.get(id(det), 0) + 1
+    out, seen = [], set()
+    for (method, machine, unit), det in detectors.items():
+        if method in methods and id(det) not in seen:
+            seen.add(id(det))
+            out.append((method, machine, "all ids" if counts[id(det)] > 1 else f"id {unit}", det))
+    return out
+
+
 class ComparisonResult:
     """Mixin for chapter results that hold a :class:`Comparison` as ``cmp``."""
 

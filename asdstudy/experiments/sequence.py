@@ -135,13 +135,10 @@ def makers(p: Params) -> dict:
 
 
 def history_frame(detectors: dict) -> pd.DataFrame:
-    rows, seen = [], set()
-    for (method, machine, unit), det in detectors.items():
-        if method in (LSTM, GRU) and id(det) not in seen:
-            seen.add(id(det))
-            shared = sum(d is det for d in detectors.values()) > 1
-            rows += [{"method": method, "unit": "all ids" if shared else f"id {unit}", "part": "train", "epoch": i + 1,
-                      "loss": v} for i, v in enumerate(det.history_.train)]
+    rows = []
+    for method, _, unit, det in P.distinct_models(detectors, (LSTM, GRU)):
+        rows += [{"method": method, "unit": unit, "part": "train", "epoch": i + 1, "loss": v}
+                 for i, v in enumerate(det.history_.train)]
     return pd.DataFrame(rows)
 
 
