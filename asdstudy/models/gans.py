@@ -54,6 +54,7 @@ from .. import ASDStudyError
 from ..features import LogMelParams, frame_vectors_of
 from ..training import History, fit, pick_device, seed_everything
 from .base import SpectrogramDetector
+from .frames import ScaledRows, shared_frame_vectors
 
 KINDS = ("egbad", "ganomaly", "skip")
 NAMES = {"egbad": "EGBAD", "ganomaly": "GANomaly", "skip": "Skip-GANomaly"}
@@ -363,19 +364,19 @@ class GANDetector(SpectrogramDetector):
     def input_params(self) -> LogMelParams:
         return LogMelParams(n_mels=self.config.n_mels, clip_db=self.config.clip_db)
 
-    def _frames(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return frame_vectors_of(self.spectrograms(table), self.config.n_frames)
-
     def fit(self, table: pd.DataFrame, y=None) -> "GANDetector":
         c = self.config
         seed_everything(c.seed)
-        X, _ = self._frames(table)
-        X = X[:: c.train_stride]
-        # inputs in dB (-80..0): scaled to [-1, 1] with fixed constants, so no statistics leak
+        # the training frame vectors: one memory-mapped file per training set, shared by every
+        # worker of a sweep (never a copy per process); inputs in dB (clip_db..0) scaled to
+        # [-1, 1] with fixed constants per batch, so no statistics leak
+        X, _ = shared_frame_vectors(table["path"].tolist(), self.input_params, c.n_frames, n_jobs=self.jobs)
+        lo = c.clip_db
+        X = ScaledRows(X, shift=lo / 2, scale=-lo / 2, stride=c.train_stride)
         self.model_ = build(c)
         w = LossWeights(c.w_adv, c.w_con, c.w_enc)
         self.history_: History = fit(
-            self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), self._scale(X), epochs=c.epochs,
+            self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
             batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
             progress=False, desc=self.name,
             parts={"discriminator": lambda m: m.discriminator_parameters(),
