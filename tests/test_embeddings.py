@@ -138,6 +138,12 @@ def test_ast_forward_shapes_and_embedder_with_random_weights(monkeypatch, tmp_pa
     assert e.shape == (4, 32) and np.isfinite(e).all()
     assert set(emb.predict(specs)) <= {"fan-00", "fan-01"}
     assert len(emb.history_.train) == 2
+    # a filter sweep stores its trained models and reads them back on resume: same embeddings
+    from asdstudy.explain import filters as FL
+
+    FL._save({"model": emb}, tmp_path / "setting.pt")
+    back = FL._load(tmp_path / "setting.pt")["model"]
+    assert np.array_equal(back.embed(specs[:3]), emb.embed(specs[:3]))
 
 
 def test_missing_ast_weights_are_named(tmp_path, monkeypatch):

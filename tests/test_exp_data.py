@@ -56,3 +56,46 @@ def test_worked_examples():
     assert len(rules) == 5 and 0 <= eer <= 1
     per_id, agg, overall = W.aggregation_example()
     assert agg.loc["fan", "harmonic (DCASE 2021+)"] < agg.loc["fan", "arithmetic (DCASE 2020)"]
+
+
+def test_the_twin_check_sets_the_baseline_beside_its_published_results(res):
+    from asdstudy import calibration as C
+
+    cal = res.calibration
+    assert set(cal.index) == set(res.machines)  # every machine type of the factory has a published figure
+    assert (cal["twin AUC low"] <= cal["twin AUC"]).all() and (cal["twin AUC"] <= cal["twin AUC high"]).all()
+    assert cal.loc["slider", "published AUC"] == pytest.approx(0.8499)  # the four-id mean the README prints
+    assert cal.loc["slider", "published id spread"] == pytest.approx(0.9633 - 0.7022)
+    assert (cal["AUC difference"] == cal["twin AUC"] - cal["published AUC"]).all()
+    inside = (cal["AUC difference"].abs() <= C.BAND) & (cal["pAUC difference"].abs() <= C.BAND)
+    assert list(cal["calibrated"]) == ["yes" if i else "no" for i in inside]
+    assert set(res.calibration_history.machine) == set(res.machines)  # one model per machine type
+    rows = res.rows[res.rows.paper == "calibration"]
+    assert set(rows.metric) == {"auc", "pauc"} and rows.ci_low.notna().all()
+    assert res.calibration_text.startswith(("On all", "The twin matches"))
+
+
+def test_calibration_verdict_names_the_types_outside_the_band():
+    import pandas as pd
+
+    from asdstudy import calibration as C
+
+    t = pd.DataFrame({"AUC difference": [0.01, -0.2], "pAUC difference": [0.0, 0.01],
+                      "calibrated": ["yes", "no"]}, index=["fan", "valve"])
+    text = C.verdict(t)
+    assert "1 of 2 machine types" in text and "valve (AUC -0.200" in text and "fan" not in text.split("misses")[1]
+    assert C.verdict(t.iloc[:1]).startswith("On all 1 machine types")
+
+
+def test_the_twin_spectra_sit_beside_the_real_clips(res, monkeypatch):
+    import os
+
+    shared = os.environ.get("ASDSTUDY_SHARED_DATA")
+    if not shared:
+        pytest.skip("ASDSTUDY_SHARED_DATA is not set (CI sets it to ../shared/data)")
+    spectra, text = X.mean_spectra(res.data.table, X.shared_data_root(shared), n_per_machine=4)
+    assert set(spectra.source) == {"twin (synthetic)", "real sample clips"}
+    assert spectra.groupby(["machine", "source"]).size().eq(128).all()  # 128 mel bands per curve
+    assert "slider 78" in text  # 3 sample test normals + 75 training normals of slider id 00
+    none, text = X.mean_spectra(res.data.table, None, n_per_machine=2)
+    assert set(none.source) == {"twin (synthetic)"} and "No real sample clips" in text

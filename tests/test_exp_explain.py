@@ -172,3 +172,23 @@ def test_filter_directions_pair_the_same_clips():
         f = k[("highpass", c)][0].set_index("clip").loc[base["clip"]]
         want.append(sum(M.auc(g.label, f.loc[g["clip"], "score"].to_numpy()) - M.auc(g.label, g.score) for _, g in base.groupby("section")) / 2)
     assert both.value == pytest.approx(sum(want) / 2)
+
+
+def test_sweep_store_names_everything_the_results_depend_on(res):
+    from dataclasses import replace
+
+    p, table = res.params, res.table.head(6)
+    base = X.sweep_store(p, table, None, "mel")
+    assert X.sweep_store(replace(p, jobs=7), table, None, "mel") == base  # workers change no number
+    assert X.sweep_store(replace(p, sweep_epochs=9), table, None, "mel") != base
+    assert X.sweep_store(p, table, None, "stft") != base
+    assert X.sweep_store(p, table.head(5), None, "mel") != base
+    assert X.sweep_store(p, table, "/no/such/weights", "mel") != base
+
+
+def test_the_chapter_says_what_its_sweep_trained_and_explained(res):
+    g = res.glue()
+    assert g["xp_sweep_resumed"].startswith("All ") or "read back" in g["xp_sweep_resumed"]
+    assert "All 5 detectors" in g["xp_detectors_note"]
+    assert f"explains {res.params.slime_clips} test clips" in g["xp_slime_reading"]
+    assert X.detectors_note(False, res.params).startswith("These recordings carry no ground-truth")

@@ -170,3 +170,34 @@ def test_sweep_passes_the_unfiltered_table_unless_copies_are_asked(tmp_path, mon
     assert len(rows) == 5 and all(paths == ["a.wav", "b.wav"] for _, _, paths in seen)
     assert [(k, c) for k, c, _ in seen] == [("none", 0), ("lowpass", 1000), ("lowpass", 2000), ("highpass", 1000),
                                               ("highpass", 2000)]
+
+
+def test_a_stored_sweep_resumes_where_it_was_interrupted(tmp_path):
+    import pandas as pd
+
+    calls = []
+
+    def run(t, kind, cutoff):
+        calls.append((kind, cutoff))
+        if len(calls) == 3 and fail[0]:
+            raise KeyboardInterrupt  # the run is stopped during its third setting
+        return {"rows": pd.DataFrame({"auc": [cutoff / 1e4]}), "model": f"model-{kind}-{cutoff}"}
+
+    table = pd.DataFrame({"path": ["a.wav"]})
+    fail = [True]
+    with pytest.raises(KeyboardInterrupt):
+        FL.sweep(run, table, cutoffs=[1000, 2000], progress=False, store=tmp_path / "s")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["lowpass-1000.pt", "none-0.pt"]  # nothing half-written
+    fail[0], calls[:] = False, []
+    keep = {}
+    rows = FL.sweep(run, table, cutoffs=[1000, 2000], progress=False, store=tmp_path / "s", keep=keep)
+    assert calls == [("lowpass", 2000), ("highpass", 1000), ("highpass", 2000)]  # only what was not finished
+    assert keep["resumed"] == [("none", 0), ("lowpass", 1000)]
+    assert keep[("lowpass", 1000)]["model"] == "model-lowpass-1000"  # what the caller keeps comes back too
+    assert list(rows.auc) == [0.0, 0.1, 0.2, 0.1, 0.2] and list(rows.kind) == ["none"] + ["lowpass"] * 2 + ["highpass"] * 2
+    # a stored setting that cannot be read is trained again, with a warning
+    (tmp_path / "s" / "highpass-2000.pt").write_bytes(b"not a torch file")
+    calls[:] = []
+    with pytest.warns(UserWarning, match="cannot be read"):
+        FL.sweep(run, table, cutoffs=[1000, 2000], progress=False, store=tmp_path / "s")
+    assert calls == [("highpass", 2000)]

@@ -36,6 +36,17 @@ TARGET = (0.6, 0.95)
 class Params(P.ChapterParams):
     machines: object = "all"
     n_audio_seconds: float = 4.0
+    #: epochs of the DCASE 2020 baseline trained on the twin for the calibration check (0: no
+    #: check, as on real data, where the baseline's own reproduction is the GAN chapter's)
+    calibration_epochs: int = 6
+    #: the real sample clips the twin's spectra are set beside ("": $ASDSTUDY_SHARED_DATA, else
+    #: ../shared/data beside the repository; none found: the figure is left out, said so)
+    shared_data: str = ""
+
+    def validate(self):
+        super().validate()
+        if int(self.calibration_epochs) < 0:
+            raise P.ASDStudyError(f"parameter 'calibration_epochs' is {self.calibration_epochs}; use 0 (no check) or more.")
 
 
 @dataclass
@@ -53,6 +64,11 @@ class Result:
     ref_means: pd.DataFrame
     per_kind: pd.DataFrame
     archives: pd.DataFrame
+    calibration: pd.DataFrame     # the baseline on the twin vs published, per machine type
+    calibration_text: str
+    calibration_history: pd.DataFrame
+    spectra: pd.DataFrame         # mean log-mel spectrum per machine type: twin vs real sample clips
+    spectra_text: str
     rows: pd.DataFrame
     gen_seconds: float
     seconds: float
@@ -63,7 +79,8 @@ class Result:
         return {"n_clips": len(t), "n_machines": t["machine"].nunique(), "n_units": t.groupby(["machine", "id"]).ngroups,
                 "labelled_fraction": self.labelled_fraction, "ref_auc_min": per_type.min(), "ref_auc_max": per_type.max(),
                 "ref_auc_min_machine": per_type.idxmin(), "ref_auc_max_machine": per_type.idxmax(),
-                "data_chapter_seconds": self.seconds}
+                "data_chapter_seconds": self.seconds, "calibration_text": self.calibration_text,
+                "spectra_text": self.spectra_text, "calibration_epochs": self.params.calibration_epochs}
 
 
 def anomaly_kinds(machines) -> pd.DataFrame:
@@ -153,6 +170,82 @@ def archives() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("dataset")
 
 
+def calibration(data: P.ChapterData, p: Params) -> tuple[pd.DataFrame, str, pd.DataFrame, list]:
+    """The twin check (:mod:`asdstudy.calibration`) on the chapter's synthetic set; on real data
+    or with ``calibration_epochs`` 0 an empty table and the sentence why."""
+    from .. import calibration as C
+
+    if not data.synthetic:
+        return pd.DataFrame(), ("This is real data: the twin check does not apply (the baseline's own reproduction on "
+                                "it is in the GAN chapter)."), pd.DataFrame(), []
+    if not p.calibration_epochs:
+        return pd.DataFrame(), "The twin check was not run (calibration_epochs 0).", pd.DataFrame(), []
+    run = C.baseline_on_twin(data.table, p.calibration_epochs, seed=p.seed, n_boot=p.n_boot, jobs=p.jobs)
+    table = C.calibration_table(run["means"], run["per_id"])
+    curves = pd.DataFrame([{"machine": m, "epoch": i + 1, "loss": v, "curve": "train"}
+                           for m, h in run["history"].items() for i, v in enumerate(h.train)]
+                          + [{"machine": m, "epoch": i + 1, "loss": v, "curve": "validation"}
+                             for m, h in run["history"].items() for i, v in enumerate(h.val)])
+    rows = run["means"].assign(unit="mean")
+    return table, C.verdict(table), curves, [rows, run["per_id"]]
+
+
+def shared_data_root(value: str = ""):
+    """The folder of real sample clips: the parameter, else ``$ASDSTUDY_SHARED_DATA``, else
+    ``../shared/data`` beside the repository; None when none exists."""
+    import os
+    from pathlib import Path
+
+    from ..results import repo_root
+
+    for cand in (value, os.environ.get("ASDSTUDY_SHARED_DATA", ""), str(repo_root().parent / "shared" / "data")):
+        if cand and Path(cand).expanduser().is_dir():
+            return Path(cand).expanduser().resolve()
+    return None
+
+
+def mean_spectra(table: pd.DataFrame, shared, n_per_machine: int = 30, seed: int = 0, jobs: int = 1
+                 ) -> tuple[pd.DataFrame, str]:
+    """The mean log-mel spectrum (128 mels, DCASE baseline settings; mean over frames and clips)
+    of normal clips per machine type: the twin's (``n_per_machine`` training normals) beside the
+    real sample clips' (every normal clip of the machine type in the shared sample), so a reader
+    sees how close the twin's spectra are. Returns the frame and a sentence on what was found."""
+    from ..features import LogMelParams, clip_logmels
+
+    params = LogMelParams(n_mels=128)
+    twin = table[table["label"] == 0].sample(frac=1, random_state=seed).groupby("machine").head(n_per_machine)
+    real = pd.DataFrame()
+    if shared is not None:
+        parts = []
+        for sub in ("dcase2020_task2_sample", "dcase2020_slider_train"):
+            if (shared / sub).is_dir():
+                parts.append(clip_table(shared / sub, layout="dcase2020"))
+        real = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if len(real):
+            real = real[(real["label"] == 0) & real["machine"].isin(twin["machine"].unique())]
+    rows = []
+    for source, t in (("twin (synthetic)", twin), ("real sample clips", real)):
+        if t.empty:
+            continue
+        specs = clip_logmels(t["path"].tolist(), params, n_jobs=jobs, progress=False)
+        for m, idx in t.reset_index(drop=True).groupby("machine").groups.items():
+            mean = np.mean([specs[i].mean(axis=0) for i in idx], axis=0)
+            rows += [{"machine": m, "source": source, "mel band": b, "mean log-mel (dB)": float(v), "clips": len(idx)}
+                     for b, v in enumerate(mean)]
+    frame = pd.DataFrame(rows)
+    if shared is None:
+        text = ("No real sample clips were found (set ASDSTUDY_SHARED_DATA or -p shared_data), so the twin's "
+                "spectra are shown alone.")
+    elif real.empty:
+        text = f"The real sample folder {shared} has no normal clips of these machine types; the twin is shown alone."
+    else:
+        n = real.groupby("machine").size()
+        text = ("Real: the normal clips of the DCASE 2020 development sample in the shared folder ("
+                + ", ".join(f"{m} {k}" for m, k in n.items()) + " clips) -- a handful, so the real curve is itself "
+                "uncertain; twin: " + f"{n_per_machine} training normals per machine type.")
+    return frame, text
+
+
 def run(p: Params, progress: bool = False) -> Result:
     timer = P.Timer()
     data, machines, variant_counts = load(p, progress)
@@ -164,10 +257,22 @@ def run(p: Params, progress: bool = False) -> Result:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     w.add_metrics("reference", REFERENCE, ref_metrics)
     w.add_frame(ref_means[ref_means["metric"] == "auc"].assign(unit="mean"), paper="reference")
+    cal, cal_text, cal_curves, cal_rows = calibration(data, p)
+    if cal_rows:
+        means, per_id = cal_rows
+        means = means.drop(columns="method")
+        w.add_frame(means[means["metric"] == "auc"], paper="calibration", method="DCASE baseline on the twin",
+                    note=f"one model per machine type, {p.calibration_epochs} epochs; mean over ids")
+        w.add_frame(means[means["metric"] == "pauc_mcclish"].assign(metric="pauc"), paper="calibration",
+                    method="DCASE baseline on the twin",
+                    note=f"one model per machine type, {p.calibration_epochs} epochs; mean over ids; McClish")
+    spectra, spectra_text = (mean_spectra(data.table, shared_data_root(p.shared_data), seed=p.seed, jobs=p.jobs)
+                             if data.synthetic else (pd.DataFrame(), "Real data: no twin to compare."))
     rows = w.frame()
     w.write()
     return Result(params=p, data=data, machines=machines, anomaly_kinds=anomaly_kinds(machines),
                   variant_counts=variant_counts, balance=class_balance(data.table), variant_plan=plan,
                   labelled_fraction=frac, ref_metrics=ref_metrics, ref_scores=ref_scores, ref_means=ref_means,
-                  per_kind=auc_per_anomaly_kind(ref_scores), archives=archives(), rows=rows, gen_seconds=gen_seconds,
+                  per_kind=auc_per_anomaly_kind(ref_scores), archives=archives(), calibration=cal, calibration_text=cal_text,
+                  calibration_history=cal_curves, spectra=spectra, spectra_text=spectra_text, rows=rows, gen_seconds=gen_seconds,
                   seconds=timer.seconds())

@@ -18,6 +18,7 @@ SLIME band overlaps the injected band, for the AST and every other chapter's det
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,8 @@ class Result:
     slime_seconds: float
     sweep_rows: pd.DataFrame
     sweep_seconds: float
+    sweep_resumed: list         # the (filter kind, cutoff) settings read back from an interrupted earlier run
+    detectors_note: str         # which other detectors were trained and explained, and why
     filter_directions: pd.DataFrame
     similarity: pd.DataFrame
     tsne: pd.DataFrame
@@ -112,10 +115,31 @@ class Result:
         return {"xp_ast_note": self.ast_note, "xp_classes_note": self.classes_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
-                "xp_fig4_unit": self.figure_units["fig4"], "xp_fig5_unit": self.figure_units["fig5"],
+                "xp_fig4_unit": self.figure_units["fig4"], "xp_sweep_resumed": self.resumed_text(),
+                "xp_detectors_note": self.detectors_note, "xp_slime_reading": slime_reading(p), "xp_fig5_unit": self.figure_units["fig5"],
                 "xp_sweep_reference": ("Table 1's model (the sweep trains at its budget)" if reuses_table1_model(p)
                                        else f"an unfiltered AST trained at the sweep's budget ({p.sweep_epochs} epochs, "
                                             f"Table 1's has {p.epochs}), so every comparison is like for like")}
+
+
+    def resumed_text(self) -> str:
+        n = len(self.params.cutoffs) * 2 + 1
+        if not self.sweep_resumed:
+            return f"All {n} settings of the sweep were trained in this run."
+        return (f"{len(self.sweep_resumed)} of the sweep's {n} settings were read back from an earlier, interrupted "
+                "run of the same code, parameters and data (each setting is stored the moment it finishes); the "
+                "others were trained in this run.")
+
+
+def slime_reading(p: Params) -> str:
+    """Which test clips SLIME explains, said against the paper's choice."""
+    paper = ("The paper runs SLIME on every test clip by section (about 8.4k clips with its 1,000 masks: 8.4 M "
+             "AST passes). ")
+    if not p.slime_clips:
+        return paper + "This run explains every test clip too."
+    return paper + (f"This run explains {p.slime_clips} test clips per machine, section and condition, split "
+                    "evenly over the domains (the paper profile's budget; `-p slime_clips 0` runs the paper's "
+                    "every clip, at the cost the preflight's plan gives).")
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -327,32 +351,73 @@ def reuses_table1_model(p: Params) -> bool:
     return p.sweep_epochs == p.epochs
 
 
-def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool, ast0=None):
+def sweep_store(p: Params, table: pd.DataFrame, weights, kind0: str) -> Path:
+    """The folder a filter sweep stores its finished settings in (see :func:`FL.sweep`): named
+    by a hash of everything its results depend on -- every parameter but ``jobs``, the input
+    kind, the content of every clip, the AST weights' identity and the source of the whole
+    package -- so a resumed sweep never reads a setting trained by other code, parameters or
+    data."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from ..features.cache import cache_dir, content_hash
+
+    h = hashlib.blake2b(digest_size=10)
+    params = {k: v for k, v in dataclasses.asdict(p).items() if k not in ("jobs", "data_root")}
+    h.update(json.dumps({"params": params, "kind0": kind0}, sort_keys=True, default=str).encode())
+    for path in table["path"]:
+        h.update(content_hash(path).encode())
+    if weights:
+        w = Path(str(weights))
+        files = sorted(w.rglob("*")) if w.is_dir() else [w] if w.exists() else []
+        h.update(str(weights).encode())
+        for f in files:
+            if f.is_file():
+                h.update(f"{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}".encode())
+    pkg = Path(__file__).resolve().parent.parent
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(f.relative_to(pkg).as_posix().encode())
+        h.update(f.read_bytes())
+    return cache_dir() / "sweeps" / f"explain-filters-{h.hexdigest()}"
+
+
+def filter_sweep(p: Params, weights, table: pd.DataFrame, kind0: str, progress: bool, ast0=None,
+                 store: str | Path | None = None):
     """Figure 3: the AST retrained from the start and the k-NN refitted on low- / high-passed audio
     at every cutoff (filtering before any feature, at training and test time alike, inside the
     AST's feature pipeline: no filtered copies of the clips are written); the
-    unfiltered reference is Table 1's model ``ast0`` when :func:`reuses_table1_model`. Returns
-    the rows, the ASTs by (filter kind, cutoff), reused by Figure 5, and every model's per-clip
-    test scores and classification hits by (filter kind, cutoff) -- keyed by the unfiltered
-    clip's path (column ``clip``), so that :func:`filter_directions` can pair them."""
-    asts, kept = {}, {}
+    unfiltered reference is Table 1's model ``ast0`` when :func:`reuses_table1_model`. Each
+    setting is stored in ``store`` as it finishes (default :func:`sweep_store`), so an
+    interrupted chapter resumes its sweep. Returns the rows, the ASTs Figure 5 needs by (filter
+    kind, cutoff), every model's per-clip test scores and classification hits by (filter kind,
+    cutoff) -- keyed by the unfiltered clip's path (column ``clip``), so that
+    :func:`filter_directions` can pair them -- and the settings read back from an earlier run."""
     table = table.assign(clip=table["path"])
+    views = {("lowpass", min(p.cutoffs)), ("highpass", max(p.cutoffs))}  # the models Figure 5 shows
 
     def run_filtered(t, kind, cutoff):
         tr, te = t[t["split"] == "train"], t[t["split"] == "test"]
         reuse = kind == "none" and ast0 is not None and reuses_table1_model(p)
         filt = ("", 0.0) if kind == "none" else (kind, cutoff)
-        emb = asts[(kind, cutoff)] = ast0 if reuse else train_ast(p, weights, kind0, tr, p.sweep_epochs, filt)
+        emb = ast0 if reuse else train_ast(p, weights, kind0, tr, p.sweep_epochs, filt)
         hits = emb.predict(emb.spectrograms(te)) == te["cls"].values
         _, scores = knn_units(emb, tr, te, p.k, p.knn_metric)
-        kept[(kind, cutoff)] = (scores[["clip", "machine", "section", "domain", "label", "score"]],
-                                pd.Series(hits.astype(float), index=te["clip"].values))
         r = section_domain_means(scores, p).rename(columns={"value": "auc"})
         r["accuracy"] = float(np.mean(hits))
-        return r[["machine", "auc", "ci_low", "ci_high", "accuracy"]]
+        return {"rows": r[["machine", "auc", "ci_low", "ci_high", "accuracy"]],
+                "scores": scores[["clip", "machine", "section", "domain", "label", "score"]],
+                "hits": pd.Series(hits.astype(float), index=te["clip"].values),
+                "model": emb if (kind, cutoff) in views else None}
 
-    rows = FL.sweep(run_filtered, table, cutoffs=p.cutoffs, sr=SR, n_jobs=p.jobs, progress=progress)
-    return rows, asts, kept
+    keep = {}
+    folder = store if store is not None else sweep_store(p, table, weights, kind0)
+    rows = FL.sweep(run_filtered, table, cutoffs=p.cutoffs, sr=SR, n_jobs=p.jobs, progress=progress,
+                    store=folder, keep=keep)
+    resumed = keep.pop("resumed")
+    asts = {key: v["model"] for key, v in keep.items() if v["model"] is not None}
+    kept = {key: (v["scores"], v["hits"]) for key, v in keep.items()}
+    return rows, asts, kept, resumed
 
 
 #: The filter kinds as the result rows name them.
@@ -444,6 +509,18 @@ def filter_views(p: Params, table: pd.DataFrame, ast0, sweep_asts: dict, kind0: 
 #: "machine" (one model per machine type on all its sections) or "section".
 DETECTOR_UNITS = {"DCASE baseline AE": "machine", "Dense AE (paper 002)": "machine", "VAE (paper 002)": "section",
                   "LSTM predictor (paper 001)": "machine", "GANomaly (paper 003)": "machine"}
+
+
+#: The detector whose scores are Table 1's DCASE 2021 baseline rows.
+BASELINE = "DCASE baseline AE"
+
+
+def detectors_note(is_synthetic: bool, p: Params) -> str:
+    if is_synthetic:
+        return (f"All {len(DETECTOR_UNITS)} detectors were trained ({p.detector_epochs} epochs each) and explained.")
+    return ("These recordings carry no ground-truth anomaly band, so no explanation can be scored right or wrong: "
+            "of the other detectors only the DCASE baseline AE is trained (its rows answer Table 1's baseline), "
+            "and none is explained.")
 
 
 def other_detectors(p: Params) -> dict:
@@ -618,22 +695,27 @@ def run(p: Params, progress: bool = True) -> Result:
     heat_bands = [f"{lo / 1000:.1f}-{hi / 1000:.1f}" for lo, hi in zip(b0.lo_hz, b0.hi_hz)]
     # filter sweeps and Figure 5
     t0 = P.Timer()
-    sweep_rows, sweep_asts, sweep_kept = filter_sweep(p, weights, table, kind0, progress, ast0=asts[kind0])
+    sweep_rows, sweep_asts, sweep_kept, sweep_resumed = filter_sweep(p, weights, table, kind0, progress, ast0=asts[kind0])
     sweep_seconds = t0.seconds()
     directions = filter_directions(sweep_kept, p, kind0)
     fig5_unit, fig5_text = view_unit(test, p.fig5, p.machines)
     similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0, fig5_unit)
-    # every other chapter's detector, explained on the same clips
+    # every other chapter's detector, explained on the same clips -- where the data knows the
+    # injected band; on real recordings only the DCASE baseline is trained (Table 1's baseline)
+    is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
+    others = other_detectors(p)
+    if not is_synthetic:
+        others = {BASELINE: others[BASELINE]}
     det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
-    for name, make in other_detectors(p).items():
+    for name, make in others.items():
         fitted, scored, det_units[name] = fit_per_section(make, train, test, DETECTOR_UNITS[name])
         det_scores[name] = scored
-        all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
-    is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
+        if is_synthetic:
+            all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
     det_auc = {name: u.groupby("machine").auc.mean().mean() for name, u in det_units.items()}
     det_auc[NAME[kind0]] = units[kind0].groupby("machine").auc.mean().mean()
     expl, expl_m = explanation_accuracy(all_slime, det_auc, p.n_boot, p.seed) if is_synthetic else (pd.DataFrame(), pd.DataFrame())
-    baseline = section_domain_means(det_scores["DCASE baseline AE"], p)
+    baseline = section_domain_means(det_scores[BASELINE], p)
     w = result_rows(p, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0)
     direction = input_difference(test_scores, p)
     if len(direction):
@@ -651,6 +733,7 @@ def run(p: Params, progress: bool = True) -> Result:
         fit_seconds=fit_seconds, units=units, test_scores=test_scores, table1=table1(units, p.inputs), claimed1=claimed1,
         mean_ci=mean_ci, heat=heat, heat_bands=heat_bands,
         figure_units={"fig4": fig4_text, "fig5": fig5_text}, slime_seconds=slime_seconds, sweep_rows=sweep_rows,
-        sweep_seconds=sweep_seconds, filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
+        sweep_seconds=sweep_seconds, sweep_resumed=sweep_resumed, detectors_note=detectors_note(is_synthetic, p),
+        filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
         board=P.chapter_board("004", rows, CHAPTER), discussion=discussion(p, data, ast_note, units, sweep_rows, expl),
         seconds=timer.seconds())

@@ -57,19 +57,65 @@ def filtered_table(table: pd.DataFrame, kind: str, cutoff: float, sr: int = 1600
 
 
 def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int = 16000, n_jobs: int = 1,
-          progress: bool = True, copies: bool = False) -> pd.DataFrame:
-    """Retrain and rescore per filter: ``run(table, kind, cutoff) -> DataFrame`` of metric rows
-    is called once unfiltered (``kind == "none"``, cutoff 0) and once per (kind, cutoff), so
-    that ``run`` can keep what it trained under that key; the rows are returned with ``kind``
-    and ``cutoff`` columns. ``run`` gets the unfiltered table and applies the filter in its
-    feature pipeline, unless ``copies`` (then ``table``'s paths point at filtered WAV copies
-    written by :func:`filtered_table`)."""
+          progress: bool = True, copies: bool = False, store: str | Path | None = None,
+          keep: dict | None = None) -> pd.DataFrame:
+    """Retrain and rescore per filter: ``run(table, kind, cutoff)`` is called once unfiltered
+    (``kind == "none"``, cutoff 0) and once per (kind, cutoff); it returns the metric rows (a
+    DataFrame) or a dict whose ``"rows"`` are the metric rows and whose other entries the caller
+    wants back (trained models, per-clip scores) through ``keep[(kind, cutoff)]``. The rows are
+    returned with ``kind`` and ``cutoff`` columns. ``run`` gets the unfiltered table and applies
+    the filter in its feature pipeline, unless ``copies`` (then ``table``'s paths point at
+    filtered WAV copies written by :func:`filtered_table`).
+
+    With ``store`` (a folder that names everything the results depend on, see
+    :func:`asdstudy.experiments.explain.sweep_store`), each setting's return value is saved there
+    the moment it finishes (atomically) and a later call reads it instead of training again: an
+    interrupted sweep resumes at the first setting it had not finished. ``keep["resumed"]`` then
+    lists the settings that were read back."""
     from tqdm.auto import tqdm
 
     jobs = [("none", 0)] + [(k, c) for k in kinds for c in cutoffs]
-    out = []
+    folder = Path(store) if store else None
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    out, resumed = [], []
     for kind, cutoff in tqdm(jobs, desc="filter sweep", disable=not progress):
-        t = table if kind == "none" or not copies else filtered_table(table, kind, cutoff, sr, n_jobs)
-        rows = run(t, kind, cutoff)
+        saved = folder / f"{kind}-{int(cutoff)}.pt" if folder else None
+        res = _load(saved) if saved is not None and saved.exists() else None
+        if res is not None:
+            resumed.append((kind, cutoff))
+        else:
+            t = table if kind == "none" or not copies else filtered_table(table, kind, cutoff, sr, n_jobs)
+            res = run(t, kind, cutoff)
+            if saved is not None:
+                _save(res, saved)
+        rows = res["rows"] if isinstance(res, dict) else res
+        if keep is not None:
+            keep[(kind, cutoff)] = res
         out.append(rows.assign(kind=kind, cutoff=cutoff))
+    if keep is not None:
+        keep["resumed"] = resumed
     return pd.concat(out, ignore_index=True)
+
+
+def _save(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path):
+    """A stored setting, or None (with a warning, the file removed) when it cannot be read."""
+    import warnings
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as exc:
+        warnings.warn(f"the stored filter-sweep setting {path} cannot be read ({exc}); it is removed and that "
+                      "setting trained again.", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
