@@ -29,6 +29,39 @@ import numpy as np
 from . import ASDStudyError
 
 
+#: The convergence rule of the default profile: a loss curve is *flat* when its last
+#: ``FLAT_WINDOW`` share of epochs improves its best value by less than ``FLAT_TOLERANCE``
+#: (relative to the best value before that window).
+FLAT_WINDOW = 0.2
+FLAT_TOLERANCE = 0.02
+
+
+def flatness(losses, window: float = FLAT_WINDOW, tolerance: float = FLAT_TOLERANCE) -> tuple[bool, float]:
+    """Whether a loss curve has converged by the rule: the last ``window`` share of its epochs
+    (at least one) improves the lowest loss seen before them by less than ``tolerance``.
+
+    Returns:
+        (flat, improvement): improvement = (best before the window - best in the window) /
+        |best before the window|; 0 or negative means the window did not improve at all. A curve
+        of fewer than 2 epochs has no window to judge: (False, nan).
+
+    >>> flat, improvement = flatness([1.0, 0.5, 0.3, 0.2, 0.199])
+    >>> flat, round(improvement, 4)
+    (True, 0.005)
+    >>> flatness([1.0, 0.5, 0.3, 0.2, 0.15])[0]
+    False
+    """
+    import math
+
+    x = np.asarray([v for v in losses], dtype=float)
+    if len(x) < 2 or not np.isfinite(x).all():
+        return False, float("nan")
+    k = min(len(x) - 1, max(1, math.ceil(window * len(x))))
+    before, inside = x[:-k].min(), x[-k:].min()
+    improvement = float((before - inside) / abs(before)) if before else float("inf")
+    return improvement < tolerance, improvement
+
+
 def pick_device(device: str | None = None) -> str:
     """``device`` if given, else "cuda" when torch sees a GPU, else "cpu"."""
     import torch
@@ -62,6 +95,12 @@ class History:
     device: str = "cpu"
     #: adversarial training: each part's (e.g. "discriminator", "generator") mean loss per epoch
     parts: dict[str, list[float]] = field(default_factory=dict)
+    #: training stopped because the curve met the convergence rule (``fit(converge=True)``)
+    converged: bool = False
+
+    def flat(self) -> tuple[bool, float]:
+        """:func:`flatness` of the validation curve (the training curve when there is none)."""
+        return flatness(self.val or self.train)
 
 
 def fit(
@@ -81,6 +120,8 @@ def fit(
     checkpoint: str | Path | None = None,
     desc: str = "train",
     parts: dict[str, Callable] | None = None,
+    converge: bool = False,
+    min_epochs: int = 5,
 ) -> History:
     """Train ``model`` on the rows of ``X`` with Adam.
 
@@ -104,6 +145,9 @@ def fit(
             Each batch then takes one Adam step per part, in the given order, on
             ``loss_fn(model, batch, part)`` (so the generator's loss sees the discriminator just
             updated). ``History.parts`` keeps each part's loss curve; ``History.train`` their sum.
+        converge: stop as soon as the validation curve (the training curve without a validation
+            split) is flat by :func:`flatness`, after at least ``min_epochs`` epochs; ``epochs``
+            is then the cap. ``History.converged`` says whether the rule stopped it.
 
     Returns:
         :class:`History` of the losses.
@@ -176,6 +220,9 @@ def fit(
             torch.save(model.state_dict(), checkpoint)
         if patience is not None and waited >= patience:
             hist.stopped_early = True
+            break
+        if converge and epoch + 1 >= min_epochs and hist.flat()[0]:
+            hist.converged = True
             break
     if best_state is not None and patience is not None:
         model.load_state_dict(best_state)

@@ -1,0 +1,44 @@
+"""The training loop's convergence rule (the default profile's 'trained until flat')."""
+
+import doctest
+import math
+
+import torch
+
+import asdstudy.training as T
+from asdstudy.training import fit, flatness
+
+
+def test_flatness_known_values():
+    assert flatness([1.0, 0.5, 0.3, 0.2, 0.199])[0]                      # last epoch improves 0.5 %
+    flat, imp = flatness([1.0, 0.5, 0.3, 0.2, 0.15])
+    assert not flat and math.isclose(imp, 0.25)                          # 0.2 -> 0.15 is 25 %
+    # the window is the last 20 % of the epochs (10 epochs: the last 2), judged against the best before it
+    curve = [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.299, 0.298]
+    assert math.isclose(flatness(curve)[1], (0.3 - 0.298) / 0.3)
+    assert flatness([1.0, 1.1, 1.2])[0] and flatness([1.0, 1.1, 1.2])[1] < 0  # a rising curve improves nothing
+    assert flatness([1.0])[0] is False and math.isnan(flatness([1.0])[1])
+    assert not flatness([1.0, float("nan")])[0]
+    assert flatness([1.0, 0.985], tolerance=0.02)[0] and not flatness([1.0, 0.975], tolerance=0.02)[0]
+
+
+def test_fit_stops_when_the_curve_is_flat():
+    torch.manual_seed(0)
+    X = torch.randn(512, 4)
+
+    def loss(m, xb):
+        return ((m(xb) - xb) ** 2).mean()
+
+    h = fit(torch.nn.Linear(4, 4), loss, X, epochs=200, lr=0.05, batch_size=64, val_fraction=0.2, progress=False,
+            converge=True)
+    assert h.converged and 5 <= len(h.val) < 200 and h.flat()[0]
+    full = fit(torch.nn.Linear(4, 4), loss, X, epochs=12, lr=0.05, batch_size=64, val_fraction=0.2, progress=False)
+    assert not full.converged and len(full.val) == 12
+    # the rule never fires before min_epochs
+    early = fit(torch.nn.Linear(4, 4), loss, X, epochs=50, lr=0.05, batch_size=64, progress=False, converge=True,
+                min_epochs=9)
+    assert len(early.train) >= 9
+
+
+def test_training_module_examples():
+    assert doctest.testmod(T).failed == 0
