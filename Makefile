@@ -37,7 +37,7 @@ data: $(STAMP)  ## the synthetic DCASE 2020-layout set of the profile
 bench: $(STAMP)  ## benchmarks (numbers for the issue notes)
 	$(BIN)/python scripts/bench_data.py --jobs $(JOBS)
 
-calibrate: $(STAMP)  ## the synthetic factory's calibration table
+calibrate: $(STAMP)  ## the twin check: DCASE baseline on the factory vs its published results
 	$(BIN)/python scripts/calibrate.py --jobs $(JOBS)
 
 screenshot: $(STAMP)  ## headless-Chromium screenshot of the built scoreboard page
