@@ -96,3 +96,18 @@ def test_figures_draw(res):
     agg = sm.groupby(["metric", "machine", "method"], sort=False).value.agg(["mean", "std"]).reset_index()
     assert is_figure(plots.grouped_bars(agg, group="machine", series="method", value="mean", err="std", panel="metric"))
     assert is_figure(plots.loss_curves(res.history, panel="panel", series="unit", ncols=2))
+
+
+def test_egbad_batch_size_is_a_stated_reading(smoke_root):
+    from asdstudy.experiments import gans as G
+
+    paper = G.Params.from_profile("gans", "paper", data_root=str(smoke_root), machines=["fan", "slider"])
+    assert paper.egbad == {"batch_size": 512}
+    search, fixed = G.sweep_points(paper, {"root": "r"})
+    egbad = [q for q in fixed if q["kind"] == "egbad"]
+    assert egbad and all(q["batch_size"] == 512 for q in egbad)
+    assert all(q["batch_size"] == G.PAPER_SETTINGS[q["kind"]][q["machine"]]["batch_size"] for q in search)
+    text = G.egbad_reading(paper)
+    assert "512, the most common batch size among the paper's 12 published" in text and "(5 of them)" in text
+    smoke = smoke_params(G, smoke_root)
+    assert smoke.egbad == {} and "the paper profile reads it as 512" in G.egbad_reading(smoke)
