@@ -66,6 +66,11 @@ def test_work_counts_the_planned_clip_passes():
     table = pd.DataFrame({"split": ["train"] * 10 + ["test"] * 4, "machine": "slider"})
     q = {"epochs": 100, "seeds": [0, 1, 2], "both_units": ["Dense AE"]}
     assert PF.work("autoencoders", q, table) == 4 * 3 * 100 * 10 + 4
+    # paper 004 on real data: the AST, the baseline beside it, SLIME on the AST only
+    x = {"inputs": ["mel"], "epochs": 2, "cutoffs": [1000], "sweep_epochs": 2, "slime_clips": 0, "n_masks": 10,
+         "detector_epochs": 3}
+    assert PF.work("explain", {**x, "profile": "paper"}, table) == (2 + 2 * 2) * 10 + 1 * 3 * 10 + 1 * 10 * 4
+    assert PF.work("explain", {**x, "profile": "default"}, table) == (2 + 2 * 2) * 10 + 5 * 3 * 10 + 6 * 10 * 4
 
 
 def test_preflight_passes_every_chapter_on_the_replica(replica, tmp_path):
