@@ -121,6 +121,9 @@ def test_parameter_counts_match_the_paper(res):
 def test_figures_draw(res):
     s0 = res.scores[res.scores.seed == res.params.seeds[0]]
     assert is_figure(plots.loss_curves(res.history))
+    # every trained model is judged by the convergence rule, once
+    assert len(res.convergence) == res.history.groupby(["method", "machine", "unit"]).ngroups
+    assert set(res.convergence.iloc[:, -1]) <= {"yes", "no"}
     assert is_figure(plots.score_histograms(s0))
     assert is_figure(plots.spectrogram_grid([[o, r, (o - r) ** 2] for _, o, r in res.reconstructions],
                                             [["a", "b", "c"]] * len(res.reconstructions)))

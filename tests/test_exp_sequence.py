@@ -83,6 +83,7 @@ def test_roc_points_lie_on_the_roc_square(res):
 def test_figures_draw(res):
     s0 = res.scores[(res.scores.seed == res.params.seeds[0]) & res.scores.method.isin(list(X.PAPER_RULES))]
     assert is_figure(plots.loss_curves(res.history, ncols=2))
+    assert len(res.convergence) == res.history.groupby(["method", "unit"]).ngroups
     assert is_figure(plots.roc_panels(s0, curve="model", points=res.roc_points))
     assert is_figure(plots.spectrogram_with_curves(res.error_specs, res.error_curves, res.error_titles))
     assert res.throughput["windows per second"].gt(0).all()

@@ -42,3 +42,17 @@ def test_fit_stops_when_the_curve_is_flat():
 
 def test_training_module_examples():
     assert doctest.testmod(T).failed == 0
+
+
+def test_convergence_table_judges_each_model():
+    from asdstudy.experiments.protocol import convergence_table, convergence_text
+    from asdstudy.training import History
+
+    done = History(train=[1, 0.5, 0.4, 0.39, 0.389], val=[1, 0.6, 0.5, 0.45, 0.449])
+    going = History(train=[1.0, 0.8, 0.6, 0.4, 0.2])
+    t = convergence_table([("AE", done), ("LSTM", going)])
+    assert list(t.index) == ["AE", "LSTM"] and list(t["epochs run"]) == [5, 5]
+    assert list(t["curve judged"]) == ["validation", "training"] and list(t.iloc[:, -1]) == ["yes", "no"]
+    assert math.isclose(t.loc["LSTM", "improvement in the last 20 % of epochs"], 0.5)
+    assert convergence_text(t).startswith("1 of 2 trained models meet")
+    assert convergence_text(t.iloc[:1]).startswith("All 1 trained models")

@@ -82,6 +82,7 @@ class Result(P.ComparisonResult):
     cmp: P.Comparison           # metrics per method, id, seed; scores; held-out normals; means
     arch: pd.DataFrame
     history: pd.DataFrame       # loss per epoch, first seed
+    convergence: pd.DataFrame   # each trained model against the convergence rule
     vae_scores: pd.DataFrame    # the VAE's two scores per id
     vae_verdict: str
     decisions: pd.DataFrame     # the AE's decisions under two threshold rules
@@ -98,7 +99,7 @@ class Result(P.ComparisonResult):
     def glue(self) -> dict:
         p, m = self.params, self.means.set_index(["method", "metric"]).value
         honest = self.decisions.loc[HONEST_RULE]
-        out = {"ae_lr": p.lr, "ae_batch_ae": p.batch_ae, "ae_batch_vae": p.batch_vae,
+        out = {"ae_convergence_text": P.convergence_text(self.convergence), "ae_lr": p.lr, "ae_batch_ae": p.batch_ae, "ae_batch_vae": p.batch_vae,
                "ae_batch_baseline": p.batch_baseline, "ae_val_pct": 100 * p.val_fraction, "ae_epochs": p.epochs, "ae_patience": p.patience,
                "ae_pooled_auc": self.pooled.value, "ae_discussion": self.discussion,
                "ae_chapter_minutes": self.seconds / 60}
@@ -326,6 +327,7 @@ def run(p: Params, progress: bool = True) -> Result:
     w.write()
     return Result(
         params=p, data=data, cmp=cmp, arch=architectures(p), history=history_frame(cmp.detectors, mk),
+        convergence=P.convergence_table(P.distinct_models(cmp.detectors, mk)),
         vae_scores=vae_tab, vae_verdict=vae_text, decisions=decisions, pooled=pooled, pooled_note=note,
         spread=cmp.spread(), reconstructions=reconstructions(cmp.detectors[("VAE", p.machine, units[0])], test, units[0]),
         latent=latent_pca(cmp.detectors, test, p.machine, units, p.seed), rows=rows,

@@ -67,6 +67,7 @@ class Result:
     calibration: pd.DataFrame     # the baseline on the twin vs published, per machine type
     calibration_text: str
     calibration_history: pd.DataFrame
+    calibration_convergence: pd.DataFrame  # each machine type's baseline against the convergence rule
     spectra: pd.DataFrame         # mean log-mel spectrum per machine type: twin vs real sample clips
     spectra_text: str
     rows: pd.DataFrame
@@ -80,7 +81,8 @@ class Result:
                 "labelled_fraction": self.labelled_fraction, "ref_auc_min": per_type.min(), "ref_auc_max": per_type.max(),
                 "ref_auc_min_machine": per_type.idxmin(), "ref_auc_max_machine": per_type.idxmax(),
                 "data_chapter_seconds": self.seconds, "calibration_text": self.calibration_text,
-                "spectra_text": self.spectra_text, "calibration_epochs": self.params.calibration_epochs}
+                "spectra_text": self.spectra_text, "calibration_epochs": self.params.calibration_epochs,
+                "calibration_convergence_text": P.convergence_text(self.calibration_convergence)}
 
 
 def anomaly_kinds(machines) -> pd.DataFrame:
@@ -170,16 +172,16 @@ def archives() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("dataset")
 
 
-def calibration(data: P.ChapterData, p: Params) -> tuple[pd.DataFrame, str, pd.DataFrame, list]:
+def calibration(data: P.ChapterData, p: Params) -> tuple[pd.DataFrame, str, pd.DataFrame, list, pd.DataFrame]:
     """The twin check (:mod:`asdstudy.calibration`) on the chapter's synthetic set; on real data
     or with ``calibration_epochs`` 0 an empty table and the sentence why."""
     from .. import calibration as C
 
     if not data.synthetic:
         return pd.DataFrame(), ("This is real data: the twin check does not apply (the baseline's own reproduction on "
-                                "it is in the GAN chapter)."), pd.DataFrame(), []
+                                "it is in the GAN chapter)."), pd.DataFrame(), [], pd.DataFrame()
     if not p.calibration_epochs:
-        return pd.DataFrame(), "The twin check was not run (calibration_epochs 0).", pd.DataFrame(), []
+        return pd.DataFrame(), "The twin check was not run (calibration_epochs 0).", pd.DataFrame(), [], pd.DataFrame()
     run = C.baseline_on_twin(data.table, p.calibration_epochs, seed=p.seed, n_boot=p.n_boot, jobs=p.jobs)
     table = C.calibration_table(run["means"], run["per_id"])
     curves = pd.DataFrame([{"machine": m, "epoch": i + 1, "loss": v, "curve": "train"}
@@ -187,7 +189,8 @@ def calibration(data: P.ChapterData, p: Params) -> tuple[pd.DataFrame, str, pd.D
                           + [{"machine": m, "epoch": i + 1, "loss": v, "curve": "validation"}
                              for m, h in run["history"].items() for i, v in enumerate(h.val)])
     rows = run["means"].assign(unit="mean")
-    return table, C.verdict(table), curves, [rows, run["per_id"]]
+    conv = P.convergence_table([(f"DCASE baseline / {m}", h) for m, h in run["history"].items()])
+    return table, C.verdict(table), curves, [rows, run["per_id"]], conv
 
 
 def shared_data_root(value: str = ""):
@@ -257,7 +260,7 @@ def run(p: Params, progress: bool = False) -> Result:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     w.add_metrics("reference", REFERENCE, ref_metrics)
     w.add_frame(ref_means[ref_means["metric"] == "auc"].assign(unit="mean"), paper="reference")
-    cal, cal_text, cal_curves, cal_rows = calibration(data, p)
+    cal, cal_text, cal_curves, cal_rows, cal_conv = calibration(data, p)
     if cal_rows:
         means, per_id = cal_rows
         means = means.drop(columns="method")
@@ -274,5 +277,5 @@ def run(p: Params, progress: bool = False) -> Result:
                   variant_counts=variant_counts, balance=class_balance(data.table), variant_plan=plan,
                   labelled_fraction=frac, ref_metrics=ref_metrics, ref_scores=ref_scores, ref_means=ref_means,
                   per_kind=auc_per_anomaly_kind(ref_scores), archives=archives(), calibration=cal, calibration_text=cal_text,
-                  calibration_history=cal_curves, spectra=spectra, spectra_text=spectra_text, rows=rows, gen_seconds=gen_seconds,
+                  calibration_history=cal_curves, calibration_convergence=cal_conv, spectra=spectra, spectra_text=spectra_text, rows=rows, gen_seconds=gen_seconds,
                   seconds=timer.seconds())

@@ -488,6 +488,35 @@ def distinct_models(detectors: dict, methods) -> list[tuple[str, str, str, objec
     return out
 
 
+def convergence_table(models) -> pd.DataFrame:
+    """Each trained model against the convergence rule (:func:`asdstudy.training.flatness`: the
+    last 20 % of epochs improve the best loss by less than 2 %), judged on its validation curve,
+    or on its training curve when it had no validation split. ``models``: (method, machine,
+    unit label, detector) as :func:`distinct_models` gives them, or (name, History) pairs."""
+    from ..training import FLAT_TOLERANCE
+
+    rows = []
+    for item in models:
+        *key, h = item if len(item) == 2 else (*item[:3], item[3].history_)
+        flat, improvement = h.flat()
+        rows.append({"model": " / ".join(str(k) for k in key), "epochs run": len(h.train),
+                     "curve judged": "validation" if h.val else "training",
+                     "improvement in the last 20 % of epochs": improvement,
+                     "flat (< {:.0%})".format(FLAT_TOLERANCE): "yes" if flat else "no"})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def convergence_text(table: pd.DataFrame) -> str:
+    """One sentence: how many trained models meet the convergence rule at this budget."""
+    if table.empty:
+        return "No model of this run has a loss curve to judge."
+    flat = table.iloc[:, -1].eq("yes")
+    if flat.all():
+        return f"All {len(table)} trained models meet the convergence rule at this budget."
+    return (f"{int(flat.sum())} of {len(table)} trained models meet the convergence rule at this budget; the others "
+            "were still improving when training stopped, so their numbers are those of unfinished models.")
+
+
 class ComparisonResult:
     """Mixin for chapter results that hold a :class:`Comparison` as ``cmp``."""
 

@@ -81,6 +81,7 @@ class Result(P.ComparisonResult):
     n_frames: int
     windows_per_clip: int
     history: pd.DataFrame
+    convergence: pd.DataFrame   # each trained model against the convergence rule
     roc_points: pd.DataFrame
     error_specs: list
     error_titles: list
@@ -100,7 +101,7 @@ class Result(P.ComparisonResult):
     def glue(self) -> dict:
         p = self.params
         m = self.means[self.means["metric"] == "auc"].set_index("method").value
-        out = {"seq_lr": p.lr, "seq_batch_lstm": p.batch_lstm, "seq_batch_gru": p.batch_gru, "seq_epochs": p.epochs,
+        out = {"seq_convergence_text": P.convergence_text(self.convergence), "seq_lr": p.lr, "seq_batch_lstm": p.batch_lstm, "seq_batch_gru": p.batch_gru, "seq_epochs": p.epochs,
                "seq_stride": p.train_stride, "seq_ae_epochs": p.ae_epochs, "seq_frames": self.n_frames,
                "seq_windows": self.windows_per_clip, "seq_chapter_minutes": self.seconds / 60,
                "seq_wps_lstm": self.throughput.loc[LSTM, "windows per second"],
@@ -312,7 +313,8 @@ def run(p: Params, progress: bool = True) -> Result:
     w.write()
     return Result(
         params=p, data=data, cmp=cmp, arch=arch, n_frames=n_frames, windows_per_clip=per_clip,
-        history=history_frame(cmp.detectors), roc_points=roc_points(s0), error_specs=specs, error_titles=titles,
+        history=history_frame(cmp.detectors),
+        convergence=P.convergence_table(P.distinct_models(cmp.detectors, (LSTM, GRU))), roc_points=roc_points(s0), error_specs=specs, error_titles=titles,
         error_curves=curves, thresholds=thr, as_paper=as_paper, paper_table=paper_table(as_paper, thr), error_scale=scale,
         spread=cmp.spread(), throughput=throughput(cmp.detectors, data, p, units[0]), pooled=pooled, rows=rows,
         board=P.chapter_board("001", rows, CHAPTER), discussion=discussion(p, data, cmp.first, cmp.means, thr),
