@@ -190,5 +190,5 @@ def test_the_chapter_says_what_its_sweep_trained_and_explained(res):
     g = res.glue()
     assert g["xp_sweep_resumed"].startswith("All ") or "read back" in g["xp_sweep_resumed"]
     assert "All 5 detectors" in g["xp_detectors_note"]
-    assert f"explains {res.params.slime_clips} test clips" in g["xp_slime_reading"]
+    assert f"explains {res.params.slime_clips} test clips" in g["xp_slime_reading"] and "(the paper profile: 20)" in g["xp_slime_reading"]
     assert X.detectors_note(False, res.params).startswith("These recordings carry no ground-truth")

@@ -54,5 +54,8 @@ def test_convergence_table_judges_each_model():
     assert list(t.index) == ["AE", "LSTM"] and list(t["epochs run"]) == [5, 5]
     assert list(t["curve judged"]) == ["validation", "training"] and list(t.iloc[:, -1]) == ["yes", "no"]
     assert math.isclose(t.loc["LSTM", "improvement in the last 20 % of epochs"], 0.5)
-    assert convergence_text(t).startswith("1 of 2 trained models meet")
+    assert convergence_text(t) == ("1 of 2 trained models meet the convergence rule at this budget; 1 were still "
+                                   "improving when training stopped, so their numbers are those of unfinished models.")
+    one = convergence_table([("GAN", History(train=[1.0]))])
+    assert convergence_text(one).endswith("1 trained for fewer than 2 epochs, too few to judge.")
     assert convergence_text(t.iloc[:1]).startswith("All 1 trained models")

@@ -138,8 +138,8 @@ def slime_reading(p: Params) -> str:
     if not p.slime_clips:
         return paper + "This run explains every test clip too."
     return paper + (f"This run explains {p.slime_clips} test clips per machine, section and condition, split "
-                    "evenly over the domains (the paper profile's budget; `-p slime_clips 0` runs the paper's "
-                    "every clip, at the cost the preflight's plan gives).")
+                    "evenly over the domains (the paper profile: 20); `-p slime_clips 0` explains every clip as the "
+                    "paper did, at the cost the preflight's plan gives.")
 
 
 # ------------------------------------------------------------------------------------ steps
@@ -517,7 +517,8 @@ BASELINE = "DCASE baseline AE"
 
 def detectors_note(is_synthetic: bool, p: Params) -> str:
     if is_synthetic:
-        return (f"All {len(DETECTOR_UNITS)} detectors were trained ({p.detector_epochs} epochs each) and explained.")
+        e = p.detector_epochs
+        return f"All {len(DETECTOR_UNITS)} detectors were trained ({e} epoch{'' if e == 1 else 's'} each) and explained."
     return ("These recordings carry no ground-truth anomaly band, so no explanation can be scored right or wrong: "
             "of the other detectors only the DCASE baseline AE is trained (its rows answer Table 1's baseline), "
             "and none is explained.")

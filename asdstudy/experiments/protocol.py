@@ -511,10 +511,16 @@ def convergence_text(table: pd.DataFrame) -> str:
     if table.empty:
         return "No model of this run has a loss curve to judge."
     flat = table.iloc[:, -1].eq("yes")
+    short = table["improvement in the last 20 % of epochs"].isna()
     if flat.all():
         return f"All {len(table)} trained models meet the convergence rule at this budget."
-    return (f"{int(flat.sum())} of {len(table)} trained models meet the convergence rule at this budget; the others "
-            "were still improving when training stopped, so their numbers are those of unfinished models.")
+    parts = [f"{int(flat.sum())} of {len(table)} trained models meet the convergence rule at this budget"]
+    if (~flat & ~short).any():
+        parts.append(f"{int((~flat & ~short).sum())} were still improving when training stopped, so their numbers "
+                     "are those of unfinished models")
+    if short.any():
+        parts.append(f"{int(short.sum())} trained for fewer than 2 epochs, too few to judge")
+    return "; ".join(parts) + "."
 
 
 class ComparisonResult:
