@@ -192,3 +192,6 @@ def test_the_chapter_says_what_its_sweep_trained_and_explained(res):
     assert "All 5 detectors" in g["xp_detectors_note"]
     assert f"explains {res.params.slime_clips} test clips" in g["xp_slime_reading"] and "(the paper profile: 20)" in g["xp_slime_reading"]
     assert X.detectors_note(False, res.params).startswith("These recordings carry no ground-truth")
+    # a finished chapter removes its stored sweep: only an interrupted run is ever resumed
+    weights = X.ast_weights(res.params)[0]
+    assert not X.sweep_store(res.params, res.table, weights, res.params.inputs[0]).exists()

@@ -17,6 +17,7 @@ SLIME band overlaps the injected band, for the AST and every other chapter's det
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,6 @@ class Result:
                 "xp_sweep_reference": ("Table 1's model (the sweep trains at its budget)" if reuses_table1_model(p)
                                        else f"an unfiltered AST trained at the sweep's budget ({p.sweep_epochs} epochs, "
                                             f"Table 1's has {p.epochs}), so every comparison is like for like")}
-
 
     def resumed_text(self) -> str:
         n = len(self.params.cutoffs) * 2 + 1
@@ -696,7 +696,9 @@ def run(p: Params, progress: bool = True) -> Result:
     heat_bands = [f"{lo / 1000:.1f}-{hi / 1000:.1f}" for lo, hi in zip(b0.lo_hz, b0.hi_hz)]
     # filter sweeps and Figure 5
     t0 = P.Timer()
-    sweep_rows, sweep_asts, sweep_kept, sweep_resumed = filter_sweep(p, weights, table, kind0, progress, ast0=asts[kind0])
+    sweep_folder = sweep_store(p, table, weights, kind0)
+    sweep_rows, sweep_asts, sweep_kept, sweep_resumed = filter_sweep(p, weights, table, kind0, progress,
+                                                                     ast0=asts[kind0], store=sweep_folder)
     sweep_seconds = t0.seconds()
     directions = filter_directions(sweep_kept, p, kind0)
     fig5_unit, fig5_text = view_unit(test, p.fig5, p.machines)
@@ -728,6 +730,10 @@ def run(p: Params, progress: bool = True) -> Result:
               note=r.note, **counts)
     rows = w.frame()
     w.write()
+    # the chapter finished: its stored sweep settings served their purpose (resuming an
+    # interrupted run) and go, so a later run trains afresh and its text never says "resumed"
+    # about a run that was not interrupted
+    shutil.rmtree(sweep_folder, ignore_errors=True)
     return Result(
         params=p, data=data, table=table, counts=counts, centroids=centroids,
         centroid_curves=centroid_curves, ast_note=ast_note, classes_note=classes_note(table), accuracy=accuracy,
