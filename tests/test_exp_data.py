@@ -101,3 +101,16 @@ def test_the_twin_spectra_sit_beside_the_real_clips(res, monkeypatch):
     assert "slider 78" in text  # 3 sample test normals + 75 training normals of slider id 00
     none, text = X.mean_spectra(res.data.table, None, n_per_machine=2)
     assert set(none.source) == {"twin (synthetic)"} and "No real sample clips" in text
+
+
+def test_calibration_epochs_zero_switches_the_check_off(smoke_root):
+    """The paper profile runs no twin check (real data): 0 is valid there, negative is not;
+    every other epochs parameter still needs at least 1 (found by the preflight)."""
+    from asdstudy import ASDStudyError
+    from asdstudy.experiments import autoencoders as A
+
+    X.Params.from_profile("data", "paper", data_root=str(smoke_root)).validate()
+    with pytest.raises(ASDStudyError, match="calibration_epochs"):
+        X.Params.from_profile("data", "smoke", data_root=str(smoke_root), calibration_epochs=-1).validate()
+    with pytest.raises(ASDStudyError, match="'epochs' is 0; it must be at least 1"):
+        A.Params.from_profile("autoencoders", "smoke", data_root=str(smoke_root), epochs=0).validate()

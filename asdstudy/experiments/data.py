@@ -13,6 +13,7 @@ distance of clip log-mel statistics), per machine id with bootstrap CIs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,8 @@ class Params(P.ChapterParams):
     #: the real sample clips the twin's spectra are set beside ("": $ASDSTUDY_SHARED_DATA, else
     #: ../shared/data beside the repository; none found: the figure is left out, said so)
     shared_data: str = ""
+
+    ZERO_SWITCHES_OFF: ClassVar[tuple] = ("calibration_epochs",)
 
     def validate(self):
         super().validate()

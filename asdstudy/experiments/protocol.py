@@ -77,6 +77,10 @@ class ChapterParams:
         p.update(changes)
         return cls.from_mapping(p)
 
+    #: parameters ending in "epochs" whose 0 means "do not train this at all" (every other
+    #: epochs parameter must be at least 1)
+    ZERO_SWITCHES_OFF: typing.ClassVar[tuple] = ()
+
     def validate(self) -> None:
         """Range checks; subclasses extend. Raises ASDStudyError naming the parameter."""
         if self.profile not in ("smoke", "default", "paper"):
@@ -87,7 +91,7 @@ class ChapterParams:
             raise ASDStudyError(f"parameter 'max_clips' is {self.max_clips!r}; use 0 (all clips) or a positive cap.")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith("epochs") and isinstance(v, int) and v < 1:
+            if f.name.endswith("epochs") and f.name not in self.ZERO_SWITCHES_OFF and isinstance(v, int) and v < 1:
                 raise ASDStudyError(f"parameter {f.name!r} is {v}; it must be at least 1.")
 
     def data_path(self) -> Path:
