@@ -43,33 +43,40 @@ def published() -> pd.DataFrame:
                                                           "id_spread": "published id spread"})
 
 
-def baseline_makers(epochs: int, seed: int = 0, jobs: int = 1) -> dict:
+def baseline_makers(epochs: int, seed: int = 0, jobs: int = 1, converge: bool = True) -> dict:
+    """The DCASE 2020 baseline by its official recipe (128 mels, 5 frames, batch 512, 10 %
+    validation split); with ``converge`` it stops once its validation loss is flat
+    (:func:`asdstudy.training.flatness`) and ``epochs`` is the cap."""
     from .models.autoencoders import AEConfig, AutoencoderDetector
 
     return {"DCASE baseline": lambda s: AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, n_frames=5,
-                                                                    epochs=epochs, batch_size=512, seed=s, jobs=jobs))}
+                                                                    epochs=epochs, batch_size=512, seed=s, jobs=jobs,
+                                                                    converge=converge))}
 
 
 def baseline_on_twin(table: pd.DataFrame, epochs: int, seed: int = 0, n_boot: int = 1000, jobs: int = 1,
-                     progress: bool = False) -> dict:
-    """Train the baseline per machine type (official recipe, ``epochs`` epochs) on ``table``'s
+                     progress: bool = False, converge: bool = True) -> dict:
+    """Train the baseline per machine type (official recipe; until its validation loss is flat,
+    at most ``epochs`` epochs, or exactly ``epochs`` without ``converge``) on ``table``'s
     training normals and score every id's test clips.
 
     Returns:
         dict with ``per_id`` (AUC, pAUC per machine and id), ``means`` (mean over ids per machine
-        type and metric, with its CI), ``scores`` and ``history`` (each machine type's loss curves).
+        type and metric, with its CI), ``scores``, ``history`` (each machine type's loss curves)
+        and ``detectors`` (the trained models, as :func:`~asdstudy.models.base.run_methods` keys them).
     """
     from .experiments import protocol as P
     from .models.base import run_methods
 
     if table.empty:
         raise ASDStudyError("the calibration needs a DCASE 2020-layout clip table; this one is empty.")
-    run = run_methods(baseline_makers(epochs, seed, jobs), table, seeds=(seed,), n_boot=n_boot, holdout_fraction=0.0,
+    run = run_methods(baseline_makers(epochs, seed, jobs, converge), table, seeds=(seed,), n_boot=n_boot, holdout_fraction=0.0,
                       progress=progress, units={"DCASE baseline": "machine"}, thresholded=[])
     means = P.mean_over_units(run["scores"], by=("method", "machine"), metrics=("auc", "pauc_mcclish"),
                               n_boot=n_boot, seed=seed)
     history = {m: det.history_ for (_, m, _), det in run["detectors"].items()}
-    return {"per_id": run["metrics"], "means": means, "scores": run["scores"], "history": history}
+    return {"per_id": run["metrics"], "means": means, "scores": run["scores"], "history": history,
+            "detectors": run["detectors"]}
 
 
 def calibration_table(means: pd.DataFrame, per_id: pd.DataFrame, band: float = BAND) -> pd.DataFrame:
@@ -110,3 +117,160 @@ def verdict(table: pd.DataFrame, band: float = BAND) -> str:
             f"{len(judged)} machine types; it misses on {', '.join(words)} (twin minus published): on those types "
             "the factory is not yet as hard, or not as easy, as the real recordings, and the chapters' numbers "
             "there say less about the papers' data.")
+
+
+# --------------------------------------------------------------------------------------------
+# the search: anomaly levels per machine type that bring the baseline onto its published figures
+# --------------------------------------------------------------------------------------------
+
+#: The widths the search tries (see :class:`asdstudy.datasets.synthetic.Levels`).
+WIDTHS = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+#: The offsets the search bisects within (dB); an AUC target outside this range is reported.
+OFFSET_RANGE = (-40.0, 30.0)
+
+
+def _anomaly_specs(table: pd.DataFrame, machine: str, sizes, seed: int) -> list:
+    """The generator specs of ``table``'s anomalous test clips of one machine type, in table order."""
+    from .datasets import synthetic as syn
+
+    by_rel = {s.relpath: s for s in syn.plan("dcase2020", machine, sizes, seed) if s.label == 1 and s.split == "test"}
+    rows = table[(table["machine"] == machine) & (table["split"] == "test") & (table["label"] == 1)]
+    specs = []
+    for path in rows["path"]:
+        rel = "dev_data/" + str(path).split("/dev_data/", 1)[-1]
+        if rel not in by_rel:
+            raise ASDStudyError(f"{path}: not a clip of the factory's plan for {machine} (seed {seed}); the search "
+                                "needs the synthetic set it is calibrating, generated with the same seed and sizes.")
+        specs.append(by_rel[rel])
+    return specs
+
+
+def check_parts_match(table: pd.DataFrame, machine: str, spec, parts: dict) -> None:
+    """Refuse to search on a set the generator parts do not rebuild (another seed, another
+    generator version, or edited files): the first anomalous clip, composed at the current levels,
+    must equal its file to 16-bit rounding."""
+    from .audio import load
+    from .datasets import synthetic as syn
+
+    path = next(p for p in table["path"] if str(p).endswith(spec.relpath))
+    on_disk, _ = load(path)
+    made = syn.compose(parts)[0]
+    if on_disk.shape != made.shape or np.abs(on_disk - made).max() > 3 / 32768:
+        raise ASDStudyError(f"{path}: the generator's parts for this clip (seed {spec.seed}) do not rebuild the file; "
+                            f"the {machine} set was generated with another seed or generator version. Regenerate it "
+                            "(asdstudy data generate) or pass the seed it was made with.")
+
+
+class Remixer:
+    """Re-mix one machine type's anomalous clips at any :class:`~asdstudy.datasets.synthetic.Levels`
+    and return their log-mel spectrograms, fast: the STFT is linear, so each part's STFT is taken
+    once and a candidate mix costs a weighted sum, a mel projection and a logarithm per clip.
+    The mixing weights follow :func:`~asdstudy.datasets.synthetic.compose` exactly (RMS
+    normalisations from the parts' inner products, the recorder gain, the 0.9 peak limit from the
+    mixed samples); :func:`logmel` of the composed clip agrees to float32 rounding (tested)."""
+
+    def __init__(self, parts: list, params):
+        import librosa
+
+        from .features.logmel import _mel_basis
+
+        self.params = params
+        self.parts = parts
+        self.basis = _mel_basis(params).astype(np.float32)
+        self.stft, self.dots = [], []
+        for p in parts:
+            x = np.stack([p["mach"], p["anom"], p["noise"]]).astype(np.float32)
+            self.stft.append(librosa.stft(x, n_fft=params.n_fft, hop_length=params.hop_length))
+            m, n, z = (v.astype(np.float64) for v in x)
+            self.dots.append({"mm": m @ m, "mn": m @ n, "nn": n @ n, "mz": m @ z, "nz": n @ z, "zz": z @ z,
+                              "len": m.size})
+
+    def spectrograms(self, levels) -> list:
+        from .datasets import synthetic as syn
+        from .features.logmel import _to_db
+
+        out = []
+        for p, S, d in zip(self.parts, self.stft, self.dots):
+            a = 10 ** (syn.anomaly_level_db(p["machine"], p["kind"], p["severity"], levels) / 20)
+            b = 10 ** (-p["snr"] / 20)
+            n = d["len"]
+            r1 = np.sqrt((d["mm"] + 2 * a * d["mn"] + a * a * d["nn"]) / n)
+            ms2 = (d["mm"] + 2 * a * d["mn"] + a * a * d["nn"]) / (r1 * r1 * n) \
+                + 2 * b * (d["mz"] + a * d["nz"]) / (r1 * n) + b * b * d["zz"] / n
+            g = 10 ** (p["gain_db"] / 20) / np.sqrt(ms2)
+            w = np.array([g / r1, g * a / r1, g * b])
+            peak = np.max(np.abs(w[0] * p["mach"] + w[1] * p["anom"] + w[2] * p["noise"]))
+            if peak > 0.9:
+                w = w * (0.9 / peak)
+            X = w[0] * S[0] + w[1] * S[1] + w[2] * S[2]
+            power = X.real ** 2 + X.imag ** 2 if self.params.power == 2 else np.abs(X) ** self.params.power
+            out.append(_to_db(self.basis @ power, self.params).T.astype(np.float32))
+        return out
+
+
+def level_metrics(detector, remixer: Remixer, units: list, normal_scores: pd.DataFrame, levels) -> dict:
+    """Mean over ids of the baseline's AUC and pAUC when the anomalous clips (``remixer``, their
+    ``units``) are mixed at ``levels``; ``normal_scores`` holds the test normals' ``unit`` and
+    ``score`` (they do not depend on the levels)."""
+    from .metrics import auc, pauc_mcclish
+
+    s_anom = np.asarray(detector.score_spectrograms(remixer.spectrograms(levels)), dtype=float)
+    units = np.asarray(units)
+    a, pa = [], []
+    for u, g in normal_scores.groupby("unit"):
+        s = np.concatenate([g["score"].to_numpy(float), s_anom[units == u]])
+        y = np.r_[np.zeros(len(g)), np.ones(int((units == u).sum()))]
+        a.append(auc(y, s))
+        pa.append(pauc_mcclish(y, s))
+    return {"auc": float(np.mean(a)), "pauc": float(np.mean(pa))}
+
+
+def search_levels(table: pd.DataFrame, run: dict, sizes, seed: int = 0, machines=None,
+                  widths=WIDTHS, steps: int = 8, progress: bool = False) -> pd.DataFrame:
+    """Per machine type with a published figure: for each width, bisect the offset until the
+    baseline's mean AUC meets the published one, then keep the width whose pAUC lies closest.
+
+    ``run`` is :func:`baseline_on_twin`'s result on ``table`` (the trained per-type models and
+    the test normals' scores); the anomalous clips are re-mixed from their generator parts
+    (:func:`asdstudy.datasets.synthetic.clip_parts`), nothing is retrained. The mean AUC rises
+    with the offset at every width (louder faults), which the bisection relies on.
+
+    Returns:
+        One row per machine type: ``offset_db``, ``width``, the reached ``auc`` and ``pauc``,
+        the published ones and the larger of the two distances (``worst``).
+    """
+    from tqdm.auto import tqdm
+
+    from .datasets import synthetic as syn
+
+    pub = published()
+    scores = run["scores"]
+    machines = [m for m in (machines or sorted(scores["machine"].unique())) if m in pub.index]
+    rows = []
+    for machine in tqdm(machines, desc="machine types", disable=not progress):
+        det = next(d for (_, m, _), d in run["detectors"].items() if m == machine)
+        specs = _anomaly_specs(table, machine, sizes, seed)
+        parts = [syn.clip_parts(s) for s in specs]
+        check_parts_match(table, machine, specs[0], parts[0])
+        remixer = Remixer(parts, det.input_params)
+        units = [s.unit for s in specs]
+        normals = scores[(scores["machine"] == machine) & (scores["label"] == 0)]
+        target_auc, target_pauc = pub.loc[machine, "published AUC"], pub.loc[machine, "published pAUC"]
+        best = None
+        for width in widths:
+            lo, hi = OFFSET_RANGE
+            for _ in range(steps):
+                mid = (lo + hi) / 2
+                m = level_metrics(det, remixer, units, normals, syn.Levels(mid, width))
+                lo, hi = (mid, hi) if m["auc"] < target_auc else (lo, mid)
+            offset = round((lo + hi) / 2, 2)
+            m = level_metrics(det, remixer, units, normals, syn.Levels(offset, width))
+            worst = max(abs(m["auc"] - target_auc), abs(m["pauc"] - target_pauc))
+            cand = {"machine": machine, "offset_db": offset, "width": width, "auc": m["auc"], "pauc": m["pauc"],
+                    "published AUC": target_auc, "published pAUC": target_pauc, "worst": worst}
+            if progress:
+                print(f"  {machine} width {width}: offset {offset:+.2f} dB -> AUC {m['auc']:.3f}, pAUC {m['pauc']:.3f}")
+            if best is None or worst < best["worst"]:
+                best = cand
+        rows.append(best)
+    return pd.DataFrame(rows).set_index("machine")

@@ -1,7 +1,7 @@
 """The twin check: the DCASE 2020 baseline on the synthetic factory against its published results.
 
 Usage: python scripts/calibrate.py [--data-root data] [--profile default] [--seed 0] [--epochs N]
-       [--jobs 2] [--reference]
+       [--jobs 2] [--reference] [--fixed-epochs] [--search]
 
 Generates the profile's synthetic set if needed (``<data-root>/synthetic/<profile>-seed<seed>``),
 trains the DCASE 2020 Task 2 baseline autoencoder by its official recipe (one model per machine
@@ -9,7 +9,12 @@ type, 128 mels, 5 frames, batch 512; ``--epochs`` defaults to the data chapter's
 ``calibration_epochs`` of the profile) and prints, per machine type, its mean AUC and pAUC over
 ids with 95 % bootstrap CIs beside the published development results, the spread between ids,
 and whether the type lies within +-0.05 on both (:mod:`asdstudy.calibration`). Exits 1 when a
-machine type lies outside the band. ``--reference`` also prints the reference detector's table
+machine type lies outside the band. The baseline stops once its validation loss is flat (the
+study's convergence rule) with ``--epochs`` as the cap; ``--fixed-epochs`` trains exactly
+``--epochs``. ``--search`` then searches, per machine type, the anomaly level offset and width
+(:class:`asdstudy.datasets.synthetic.Levels`) that bring the baseline closest to the published
+figures, re-mixing the anomalous clips from their generator parts without retraining, and
+prints the ``LEVELS`` table to put in :mod:`asdstudy.datasets.synthetic`. ``--reference`` also prints the reference detector's table
 (Mahalanobis on clip statistics), the factory's earlier calibration target.
 """
 
@@ -33,6 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--reference", action="store_true")
+    ap.add_argument("--fixed-epochs", action="store_true")
+    ap.add_argument("--search", action="store_true")
     a = ap.parse_args(argv)
     epochs = a.epochs if a.epochs is not None else int(parameters("data", a.profile)["calibration_epochs"])
     if epochs < 1:
@@ -42,9 +49,12 @@ def main(argv=None) -> int:
     syn.generate(root, profile=a.profile, seed=a.seed, n_jobs=a.jobs)
     table = clip_table(root / "dcase2020", layout="dcase2020")
     t0 = time.time()
-    run = C.baseline_on_twin(table, epochs, seed=a.seed, jobs=a.jobs, progress=True)
+    run = C.baseline_on_twin(table, epochs, seed=a.seed, jobs=a.jobs, progress=True, converge=not a.fixed_epochs)
     cal = C.calibration_table(run["means"], run["per_id"])
-    print(f"DCASE 2020 baseline, one model per machine type, {epochs} epochs, on {root} ({time.time() - t0:.0f} s)\n")
+    trained = {m: len(h.train) for m, h in run["history"].items()}
+    how = f"{epochs} epochs" if a.fixed_epochs else f"until flat, at most {epochs} epochs"
+    print(f"DCASE 2020 baseline, one model per machine type, {how}, on {root} ({time.time() - t0:.0f} s)")
+    print("epochs trained:", ", ".join(f"{m} {n}" for m, n in sorted(trained.items())), "\n")
     print(run["per_id"][["machine", "unit", "auc", "pauc_mcclish"]].round(3).to_string(index=False), "\n")
     print(cal.round(3).to_string(), "\n")
     if a.reference:
@@ -55,6 +65,14 @@ def main(argv=None) -> int:
         print("reference detector, mean AUC over ids:")
         print(metrics.groupby("machine")[["auc", "pauc_mcclish"]].mean().round(3).to_string(), "\n")
     print(C.verdict(cal))
+    if a.search:
+        t0 = time.time()
+        found = C.search_levels(table, run, syn.PROFILE_SIZES[a.profile], seed=a.seed, progress=True)
+        print(f"\nsearched in {time.time() - t0:.0f} s:\n{found.round(3).to_string()}\n")
+        print("LEVELS: dict[str, Levels] = {")
+        for m, r in found.iterrows():
+            print(f'    "{m}": Levels({r["offset_db"]:.2f}, {r["width"]}),')
+        print("}")
     return 0 if (cal["calibrated"] != "no").all() else 1
 
 

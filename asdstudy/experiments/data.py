@@ -92,7 +92,7 @@ def anomaly_kinds(machines) -> pd.DataFrame:
     """The factory's anomaly kinds per machine type: band and level."""
     return pd.DataFrame([
         {"machine": m, "anomaly kind": k.name, "band (Hz)": f"{k.band[0]:.0f}-{k.band[1]:.0f}",
-         "level re machine (dB)": f"{k.level_db[0] + syn.LEVEL_SHIFT_DB:+.0f} to {k.level_db[1] + syn.LEVEL_SHIFT_DB:+.0f}"}
+         "level re machine (dB)": f"{syn.anomaly_level_db(m, k, 0.0):+.1f} to {syn.anomaly_level_db(m, k, 1.0):+.1f}"}
         for m in machines if m in syn.ANOMALIES for k in syn.ANOMALIES[m]]).set_index(["machine", "anomaly kind"])
 
 

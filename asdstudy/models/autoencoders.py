@@ -127,6 +127,8 @@ class AEConfig:
     seed: int = 0
     jobs: int = 1
     device: str | None = None
+    #: stop once the validation curve is flat (:func:`asdstudy.training.flatness`); ``epochs`` is the cap
+    converge: bool = False
 
 
 MODEL_DEFAULTS = {  # the published settings
@@ -169,7 +171,7 @@ class AutoencoderDetector(SpectrogramDetector):
         loss = vae_loss if c.kind == "vae" else mse_loss
         self.history_: History = fit(self.model_, loss, X, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                                      val_fraction=c.val_fraction, patience=c.patience, seed=c.seed,
-                                     device=c.device, progress=False, desc=self.name)
+                                     device=c.device, progress=False, desc=self.name, converge=c.converge)
         return self
 
     def frame_errors(self, table: pd.DataFrame) -> pd.DataFrame:
