@@ -124,9 +124,11 @@ def verdict(table: pd.DataFrame, band: float = BAND) -> str:
 # --------------------------------------------------------------------------------------------
 
 #: The widths the search tries (see :class:`asdstudy.datasets.synthetic.Levels`).
-WIDTHS = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+WIDTHS = (0.05, 0.2, 0.6)
 #: The offsets the search bisects within (dB); an AUC target outside this range is reported.
-OFFSET_RANGE = (-40.0, 30.0)
+OFFSET_RANGE = (-25.0, 25.0)
+#: Nudges (dB) tried around each width's bisected offset.
+NUDGES_DB = (-1.5, -0.75, 0.75)
 
 
 def _anomaly_specs(table: pd.DataFrame, machine: str, sizes, seed: int) -> list:
@@ -226,14 +228,17 @@ def level_metrics(detector, remixer: Remixer, units: list, normal_scores: pd.Dat
 
 
 def search_levels(table: pd.DataFrame, run: dict, sizes, seed: int = 0, machines=None,
-                  widths=WIDTHS, steps: int = 8, progress: bool = False) -> pd.DataFrame:
+                  widths=WIDTHS, steps: int = 7, nudges=NUDGES_DB, progress: bool = False) -> pd.DataFrame:
     """Per machine type with a published figure: for each width, bisect the offset until the
-    baseline's mean AUC meets the published one, then keep the width whose pAUC lies closest.
+    baseline's mean AUC meets the published one, try small nudges of that offset (a slightly
+    lower or higher AUC can buy a pAUC nearer its target), and keep the setting whose larger
+    distance from the two published figures is smallest.
 
     ``run`` is :func:`baseline_on_twin`'s result on ``table`` (the trained per-type models and
     the test normals' scores); the anomalous clips are re-mixed from their generator parts
-    (:func:`asdstudy.datasets.synthetic.clip_parts`), nothing is retrained. The mean AUC rises
-    with the offset at every width (louder faults), which the bisection relies on.
+    (:func:`asdstudy.datasets.synthetic.clip_parts`), nothing is retrained. The bisection assumes
+    that the mean AUC rises with the offset (louder faults); where it does not, the reached AUC
+    shows it.
 
     Returns:
         One row per machine type: ``offset_db``, ``width``, the reached ``auc`` and ``pauc``,
@@ -256,21 +261,25 @@ def search_levels(table: pd.DataFrame, run: dict, sizes, seed: int = 0, machines
         units = [s.unit for s in specs]
         normals = scores[(scores["machine"] == machine) & (scores["label"] == 0)]
         target_auc, target_pauc = pub.loc[machine, "published AUC"], pub.loc[machine, "published pAUC"]
+
+        def measure(offset, width):
+            m = level_metrics(det, remixer, units, normals, syn.Levels(offset, width))
+            return {"machine": machine, "offset_db": round(float(offset), 2), "width": width, "auc": m["auc"],
+                    "pauc": m["pauc"], "published AUC": target_auc, "published pAUC": target_pauc,
+                    "worst": max(abs(m["auc"] - target_auc), abs(m["pauc"] - target_pauc))}
+
         best = None
         for width in widths:
             lo, hi = OFFSET_RANGE
             for _ in range(steps):
                 mid = (lo + hi) / 2
-                m = level_metrics(det, remixer, units, normals, syn.Levels(mid, width))
-                lo, hi = (mid, hi) if m["auc"] < target_auc else (lo, mid)
-            offset = round((lo + hi) / 2, 2)
-            m = level_metrics(det, remixer, units, normals, syn.Levels(offset, width))
-            worst = max(abs(m["auc"] - target_auc), abs(m["pauc"] - target_pauc))
-            cand = {"machine": machine, "offset_db": offset, "width": width, "auc": m["auc"], "pauc": m["pauc"],
-                    "published AUC": target_auc, "published pAUC": target_pauc, "worst": worst}
-            if progress:
-                print(f"  {machine} width {width}: offset {offset:+.2f} dB -> AUC {m['auc']:.3f}, pAUC {m['pauc']:.3f}")
-            if best is None or worst < best["worst"]:
-                best = cand
+                lo, hi = (mid, hi) if measure(mid, width)["auc"] < target_auc else (lo, mid)
+            at = round((lo + hi) / 2, 2)
+            for cand in [measure(at, width)] + [measure(at + d, width) for d in nudges]:
+                if progress:
+                    print(f"  {machine} width {width}: offset {cand['offset_db']:+.2f} dB -> AUC {cand['auc']:.3f}, "
+                          f"pAUC {cand['pauc']:.3f}")
+                if best is None or cand["worst"] < best["worst"]:
+                    best = cand
         rows.append(best)
     return pd.DataFrame(rows).set_index("machine")

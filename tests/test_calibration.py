@@ -96,3 +96,14 @@ def test_search_refuses_a_set_the_generator_does_not_rebuild(twin):
         C._anomaly_specs(table, "valve", replace(TINY, n_test_anomaly=1), 0)
     with pytest.raises(ASDStudyError, match="another seed"):  # the files were made with seed 0
         C.search_levels(table, run, TINY, seed=5, widths=(1.0,), steps=1)
+
+
+def test_levels_table_names_where_each_setting_comes_from():
+    from asdstudy.experiments.data import levels_table
+
+    t = levels_table(["valve", "gearbox"])
+    assert t.loc["valve", "set by"] == "calibrate.py --search"
+    assert t.loc["valve", "level offset (dB)"] == syn.LEVELS["valve"].offset_db
+    assert t.loc["gearbox", "set by"] == "factory default" and t.loc["gearbox", "level width"] == 1.0
+    # every DCASE 2020 type the baseline has a published figure for is calibrated
+    assert set(syn.LEVELS) == set(C.published().index)

@@ -35,8 +35,10 @@ known frequency band (recorded in ``ground_truth.csv``, used by the explanation 
 whether an explanation points to the right place): rattles, friction squeal, lubrication loss,
 imbalance modulation, bearing ticks, cavitation, leaks, valve chatter, gear damage, belt damage.
 Each anomalous clip has a severity drawn uniformly in [0, 1], mapped to the anomaly's level
-relative to the machine (``level_db`` range per kind): severity 1 is obvious to the ear,
-severity 0 is buried under the machine and the factory noise.
+relative to the machine (``level_db`` range per kind): severity 1 is the loud end, severity 0 the
+buried end. Per machine type, :data:`LEVELS` moves and narrows those ranges so that the DCASE 2020
+baseline finds the factory's faults about as well as it finds the real ones (its published
+development AUC and pAUC within +-0.05; :mod:`asdstudy.calibration`).
 
 **Background.** Factory noise (pink noise, mains hum, distant impacts from other machines) is
 mixed at a signal-to-noise ratio that belongs to the machine instance (each id stands at one
@@ -124,7 +126,17 @@ class Levels:
 #: official recipe on the factory's normals and searches, per machine type, the offset and width
 #: that bring its mean AUC and pAUC closest to the published development results. Types without
 #: a published baseline figure keep :class:`Levels`' defaults.
-LEVELS: dict[str, Levels] = {}
+#: Fitted on the default profile's seed-0 twin (the baseline trained until flat): the levels are
+#: chosen on the same test clips the check scores, so seed 0 meets the band by construction; the
+#: check on another seed (``--seed 1``) is the out-of-sample test.
+LEVELS: dict[str, Levels] = {
+    "ToyCar": Levels(6.84, 0.05),
+    "ToyConveyor": Levels(1.79, 0.05),
+    "fan": Levels(2.57, 0.05),
+    "pump": Levels(5.34, 0.05),
+    "slider": Levels(7.68, 0.2),
+    "valve": Levels(-1.34, 0.05),
+}
 
 
 @dataclass(frozen=True)
