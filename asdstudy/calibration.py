@@ -228,7 +228,8 @@ def level_metrics(detector, remixer: Remixer, units: list, normal_scores: pd.Dat
 
 
 def search_levels(table: pd.DataFrame, run: dict, sizes, seed: int = 0, machines=None,
-                  widths=WIDTHS, steps: int = 7, nudges=NUDGES_DB, progress: bool = False) -> pd.DataFrame:
+                  widths=WIDTHS, steps: int = 7, nudges=NUDGES_DB, progress: bool = False,
+                  more: tuple = ()) -> pd.DataFrame:
     """Per machine type with a published figure: for each width, bisect the offset until the
     baseline's mean AUC meets the published one, try small nudges of that offset (a slightly
     lower or higher AUC can buy a pAUC nearer its target), and keep the setting whose larger
@@ -240,33 +241,41 @@ def search_levels(table: pd.DataFrame, run: dict, sizes, seed: int = 0, machines
     that the mean AUC rises with the offset (louder faults); where it does not, the reached AUC
     shows it.
 
+    ``more`` holds further ``(table, run, seed)`` twins (other seeds of the factory, each with its
+    own trained baseline): the search then matches the *mean over twins* of the mean-over-ids AUC
+    and pAUC, so the levels fit the factory rather than one seed's machine instances.
+
     Returns:
-        One row per machine type: ``offset_db``, ``width``, the reached ``auc`` and ``pauc``,
-        the published ones and the larger of the two distances (``worst``).
+        One row per machine type: ``offset_db``, ``width``, the reached ``auc`` and ``pauc``
+        (means over the twins), the published ones, the larger of the two distances (``worst``)
+        and ``seeds``.
     """
     from tqdm.auto import tqdm
 
     from .datasets import synthetic as syn
 
     pub = published()
-    scores = run["scores"]
-    machines = [m for m in (machines or sorted(scores["machine"].unique())) if m in pub.index]
+    twins = [(table, run, seed)] + list(more)
+    machines = [m for m in (machines or sorted(run["scores"]["machine"].unique())) if m in pub.index]
     rows = []
     for machine in tqdm(machines, desc="machine types", disable=not progress):
-        det = next(d for (_, m, _), d in run["detectors"].items() if m == machine)
-        specs = _anomaly_specs(table, machine, sizes, seed)
-        parts = [syn.clip_parts(s) for s in specs]
-        check_parts_match(table, machine, specs[0], parts[0])
-        remixer = Remixer(parts, det.input_params)
-        units = [s.unit for s in specs]
-        normals = scores[(scores["machine"] == machine) & (scores["label"] == 0)]
+        setups = []
+        for t, r, sd in twins:
+            det = next(d for (_, m, _), d in r["detectors"].items() if m == machine)
+            specs = _anomaly_specs(t, machine, sizes, sd)
+            parts = [syn.clip_parts(s) for s in specs]
+            check_parts_match(t, machine, specs[0], parts[0])
+            normals = r["scores"][(r["scores"]["machine"] == machine) & (r["scores"]["label"] == 0)]
+            setups.append((det, Remixer(parts, det.input_params), [s.unit for s in specs], normals))
+            del parts
         target_auc, target_pauc = pub.loc[machine, "published AUC"], pub.loc[machine, "published pAUC"]
 
         def measure(offset, width):
-            m = level_metrics(det, remixer, units, normals, syn.Levels(offset, width))
-            return {"machine": machine, "offset_db": round(float(offset), 2), "width": width, "auc": m["auc"],
-                    "pauc": m["pauc"], "published AUC": target_auc, "published pAUC": target_pauc,
-                    "worst": max(abs(m["auc"] - target_auc), abs(m["pauc"] - target_pauc))}
+            ms = [level_metrics(det, rem, units, normals, syn.Levels(offset, width)) for det, rem, units, normals in setups]
+            a, pa = float(np.mean([m["auc"] for m in ms])), float(np.mean([m["pauc"] for m in ms]))
+            return {"machine": machine, "offset_db": round(float(offset), 2), "width": width, "auc": a,
+                    "pauc": pa, "published AUC": target_auc, "published pAUC": target_pauc,
+                    "worst": max(abs(a - target_auc), abs(pa - target_pauc)), "seeds": len(setups)}
 
         best = None
         for width in widths:

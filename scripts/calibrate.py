@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-epochs", action="store_true")
     ap.add_argument("--search", action="store_true")
     ap.add_argument("--machines", default="", help="comma-separated machine types (default: all six)")
+    ap.add_argument("--search-seeds", default="", help="with --search: further seeds whose twins the levels must fit "
+                    "too (comma-separated); each is generated and gets its own baseline")
     a = ap.parse_args(argv)
     epochs = a.epochs if a.epochs is not None else int(parameters("data", a.profile)["calibration_epochs"])
     if epochs < 1:
@@ -75,7 +77,16 @@ def main(argv=None) -> int:
     print(C.verdict(cal))
     if a.search:
         t0 = time.time()
-        found = C.search_levels(table, run, syn.PROFILE_SIZES[a.profile], seed=a.seed, progress=True)
+        more = []
+        for extra in [int(x) for x in a.search_seeds.split(",") if x.strip()]:
+            r2 = syn.synthetic_root(a.data_root, a.profile, extra)
+            syn.generate(r2, profile=a.profile, seed=extra, n_jobs=a.jobs)
+            t2 = clip_table(r2 / "dcase2020", layout="dcase2020")
+            t2 = t2[t2["machine"].isin(table["machine"].unique())]
+            print(f"training the baseline on the seed-{extra} twin for the search")
+            more.append((t2, C.baseline_on_twin(t2, epochs, seed=extra, jobs=a.jobs, progress=True,
+                                                converge=not a.fixed_epochs), extra))
+        found = C.search_levels(table, run, syn.PROFILE_SIZES[a.profile], seed=a.seed, progress=True, more=more)
         print(f"\nsearched in {time.time() - t0:.0f} s:\n{found.round(3).to_string()}\n")
         print("LEVELS: dict[str, Levels] = {")
         for m, r in found.iterrows():

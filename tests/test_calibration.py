@@ -107,3 +107,13 @@ def test_levels_table_names_where_each_setting_comes_from():
     assert t.loc["gearbox", "set by"] == "factory default" and t.loc["gearbox", "level width"] == 1.0
     # every DCASE 2020 type the baseline has a published figure for is calibrated
     assert set(syn.LEVELS) == set(C.published().index)
+
+
+def test_search_over_several_twins_matches_their_mean(twin):
+    """The same twin given twice: every mean equals the single-twin value, and the row says 2 seeds."""
+    table, run = twin
+    one = C.search_levels(table, run, TINY, widths=(1.0,), steps=2, nudges=())
+    two = C.search_levels(table, run, TINY, widths=(1.0,), steps=2, nudges=(), more=[(table, run, 0)])
+    assert two.loc["valve", "seeds"] == 2 and one.loc["valve", "seeds"] == 1
+    for col in ("offset_db", "auc", "pauc", "worst"):
+        assert two.loc["valve", col] == pytest.approx(one.loc["valve", col])
