@@ -126,16 +126,17 @@ class Levels:
 #: official recipe on the factory's normals and searches, per machine type, the offset and width
 #: that bring its mean AUC and pAUC closest to the published development results. Types without
 #: a published baseline figure keep :class:`Levels`' defaults.
-#: Fitted on the default profile's seed-0 twin (the baseline trained until flat): the levels are
-#: chosen on the same test clips the check scores, so seed 0 meets the band by construction; the
-#: check on another seed (``--seed 1``) is the out-of-sample test.
+#: Fitted on the default profile's seed-0 and seed-1 twins together (the mean over the two of
+#: the baseline's mean AUC and pAUC, each seed with its own baseline trained until flat). On that
+#: mean every type lies within 0.04 of the published figures except slider (0.068: no offset and
+#: width reach both its AUC and its pAUC); another seed (``--seed 2``) is the out-of-sample test.
 LEVELS: dict[str, Levels] = {
     "ToyCar": Levels(6.84, 0.05),
-    "ToyConveyor": Levels(1.79, 0.05),
-    "fan": Levels(2.57, 0.05),
-    "pump": Levels(5.34, 0.05),
-    "slider": Levels(7.68, 0.2),
-    "valve": Levels(-1.34, 0.05),
+    "ToyConveyor": Levels(1.43, 0.6),
+    "fan": Levels(2.18, 0.05),
+    "pump": Levels(6.12, 0.2),
+    "slider": Levels(8.85, 0.05),
+    "valve": Levels(-1.73, 0.05),
 }
 
 
