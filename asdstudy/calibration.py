@@ -167,9 +167,8 @@ class Remixer:
     """Re-mix one machine type's anomalous clips at any :class:`~asdstudy.datasets.synthetic.Levels`
     and return their log-mel spectrograms, fast: the STFT is linear, so each part's STFT is taken
     once and a candidate mix costs a weighted sum, a mel projection and a logarithm per clip.
-    The mixing weights follow :func:`~asdstudy.datasets.synthetic.compose` exactly (RMS
-    normalisations from the parts' inner products, the recorder gain, the 0.9 peak limit from the
-    mixed samples); :func:`logmel` of the composed clip agrees to float32 rounding (tested)."""
+    The weights are :func:`~asdstudy.datasets.synthetic.mix`'s, the generator's own mixing rule;
+    :func:`logmel` of the composed clip agrees to float32 rounding (tested)."""
 
     def __init__(self, parts: list, params):
         import librosa
@@ -179,31 +178,16 @@ class Remixer:
         self.params = params
         self.parts = parts
         self.basis = _mel_basis(params).astype(np.float32)
-        self.stft, self.dots = [], []
-        for p in parts:
-            x = np.stack([p["mach"], p["anom"], p["noise"]]).astype(np.float32)
-            self.stft.append(librosa.stft(x, n_fft=params.n_fft, hop_length=params.hop_length))
-            m, n, z = (v.astype(np.float64) for v in x)
-            self.dots.append({"mm": m @ m, "mn": m @ n, "nn": n @ n, "mz": m @ z, "nz": n @ z, "zz": z @ z,
-                              "len": m.size})
+        self.stft = [librosa.stft(np.stack([p["mach"], p["anom"], p["noise"]]).astype(np.float32),
+                                  n_fft=params.n_fft, hop_length=params.hop_length) for p in parts]
 
     def spectrograms(self, levels) -> list:
         from .datasets import synthetic as syn
         from .features.logmel import _to_db
 
         out = []
-        for p, S, d in zip(self.parts, self.stft, self.dots):
-            a = 10 ** (syn.anomaly_level_db(p["machine"], p["kind"], p["severity"], levels) / 20)
-            b = 10 ** (-p["snr"] / 20)
-            n = d["len"]
-            r1 = np.sqrt((d["mm"] + 2 * a * d["mn"] + a * a * d["nn"]) / n)
-            ms2 = (d["mm"] + 2 * a * d["mn"] + a * a * d["nn"]) / (r1 * r1 * n) \
-                + 2 * b * (d["mz"] + a * d["nz"]) / (r1 * n) + b * b * d["zz"] / n
-            g = 10 ** (p["gain_db"] / 20) / np.sqrt(ms2)
-            w = np.array([g / r1, g * a / r1, g * b])
-            peak = np.max(np.abs(w[0] * p["mach"] + w[1] * p["anom"] + w[2] * p["noise"]))
-            if peak > 0.9:
-                w = w * (0.9 / peak)
+        for p, S in zip(self.parts, self.stft):
+            w = syn.mix(p, levels)[1]
             X = w[0] * S[0] + w[1] * S[1] + w[2] * S[2]
             power = X.real ** 2 + X.imag ** 2 if self.params.power == 2 else np.abs(X) ** self.params.power
             out.append(_to_db(self.basis @ power, self.params).T.astype(np.float32))

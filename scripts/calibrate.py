@@ -48,9 +48,14 @@ def main(argv=None) -> int:
     if epochs < 1:
         print(f"the {a.profile} profile runs no twin check (calibration_epochs 0); pass --epochs N", file=sys.stderr)
         return 2
-    root = syn.synthetic_root(a.data_root, a.profile, a.seed)
-    syn.generate(root, profile=a.profile, seed=a.seed, n_jobs=a.jobs)
-    table = clip_table(root / "dcase2020", layout="dcase2020")
+
+    def twin(seed):
+        """The profile's synthetic set of this seed (generated if needed) and its clip table."""
+        root = syn.synthetic_root(a.data_root, a.profile, seed)
+        syn.generate(root, profile=a.profile, seed=seed, n_jobs=a.jobs)
+        return root, clip_table(root / "dcase2020", layout="dcase2020")
+
+    root, table = twin(a.seed)
     if a.machines:
         wanted = [m.strip() for m in a.machines.split(",") if m.strip()]
         unknown = sorted(set(wanted) - set(table["machine"]))
@@ -79,9 +84,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         more = []
         for extra in [int(x) for x in a.search_seeds.split(",") if x.strip()]:
-            r2 = syn.synthetic_root(a.data_root, a.profile, extra)
-            syn.generate(r2, profile=a.profile, seed=extra, n_jobs=a.jobs)
-            t2 = clip_table(r2 / "dcase2020", layout="dcase2020")
+            t2 = twin(extra)[1]
             t2 = t2[t2["machine"].isin(table["machine"].unique())]
             print(f"training the baseline on the seed-{extra} twin for the search")
             more.append((t2, C.baseline_on_twin(t2, epochs, seed=extra, jobs=a.jobs, progress=True,

@@ -590,19 +590,41 @@ def anomaly_level_db(machine: str, kind: AnomalyKind, severity: float,
     return float(lv.offset_db + (lo + hi) / 2 + (severity - 0.5) * (hi - lo) * lv.width)
 
 
-def compose(parts: dict, levels: "Levels | None" = None) -> tuple[np.ndarray, float]:
-    """Mix :func:`clip_parts` into the clip (float64, (160000,), peak at most 0.9) and return it
-    with the anomaly's level in dB (NaN for a normal clip)."""
+def mix(parts: dict, levels: "Levels | None" = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mix :func:`clip_parts` into the clip: the machine plus the anomaly at its level, brought to
+    unit RMS; the factory noise added at the SNR; the whole brought to unit RMS, then to the
+    recorder gain, then held below a 0.9 peak.
+
+    Returns:
+        (y, weights, level_db): the clip (float64, (160000,)); the weights of the machine, anomaly
+        and noise parts in it (``y`` is their weighted sum, so a linear transform of the clip is
+        the same weighted sum of the parts' transforms: :class:`asdstudy.calibration.Remixer`);
+        the anomaly's level in dB (NaN for a normal clip).
+    """
     mach = parts["mach"]
-    level_db = np.nan
+    level_db, a = np.nan, 0.0
     if parts["anom"] is not None:
         level_db = anomaly_level_db(parts["machine"], parts["kind"], parts["severity"], levels)
-        mach = mach + 10 ** (level_db / 20) * parts["anom"]
-    y = _unit(mach) + 10 ** (-parts["snr"] / 20) * parts["noise"]
-    y = _unit(y) * 10 ** (parts["gain_db"] / 20)
+        a = 10 ** (level_db / 20)
+        mach = mach + a * parts["anom"]
+    b = 10 ** (-parts["snr"] / 20)
+    r1 = np.sqrt(np.mean(mach**2)) or 1.0
+    y = mach / r1 + b * parts["noise"]
+    r2 = np.sqrt(np.mean(y**2)) or 1.0
+    g = 10 ** (parts["gain_db"] / 20)
+    y = y / r2 * g
+    weights = np.array([g / (r1 * r2), g * a / (r1 * r2), g * b / r2])
     peak = np.max(np.abs(y))
     if peak > 0.9:  # keep impulsive clips (valve clicks) out of clipping: like a recorder's gain
         y *= 0.9 / peak
+        weights *= 0.9 / peak
+    return y, weights, level_db
+
+
+def compose(parts: dict, levels: "Levels | None" = None) -> tuple[np.ndarray, float]:
+    """The clip :func:`mix` makes of the parts (float64, (160000,), peak at most 0.9) and the
+    anomaly's level in dB (NaN for a normal clip)."""
+    y, _, level_db = mix(parts, levels)
     return y, level_db
 
 
