@@ -47,11 +47,9 @@ def baseline_makers(epochs: int, seed: int = 0, jobs: int = 1, converge: bool = 
     """The DCASE 2020 baseline by its official recipe (128 mels, 5 frames, batch 512, 10 %
     validation split); with ``converge`` it stops once its validation loss is flat
     (:func:`asdstudy.training.flatness`) and ``epochs`` is the cap."""
-    from .models.autoencoders import AEConfig, AutoencoderDetector
+    from .models.autoencoders import AutoencoderDetector, dcase_baseline
 
-    return {"DCASE baseline": lambda s: AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, n_frames=5,
-                                                                    epochs=epochs, batch_size=512, seed=s, jobs=jobs,
-                                                                    converge=converge))}
+    return {"DCASE baseline": lambda s: AutoencoderDetector(dcase_baseline(epochs, s, jobs, converge))}
 
 
 def baseline_on_twin(table: pd.DataFrame, epochs: int, seed: int = 0, n_boot: int = 1000, jobs: int = 1,

@@ -34,6 +34,8 @@ from . import ASDStudyError
 #: (relative to the best value before that window).
 FLAT_WINDOW = 0.2
 FLAT_TOLERANCE = 0.02
+#: Fewest epochs before the rule may stop a training (``fit(converge=True)``).
+MIN_EPOCHS = 5
 
 
 def flatness(losses, window: float = FLAT_WINDOW, tolerance: float = FLAT_TOLERANCE) -> tuple[bool, float]:
@@ -97,6 +99,8 @@ class History:
     parts: dict[str, list[float]] = field(default_factory=dict)
     #: training stopped because the curve met the convergence rule (``fit(converge=True)``)
     converged: bool = False
+    #: read back from the model store (:mod:`asdstudy.models.store`): the file; "" when trained here
+    stored: str = ""
 
     def flat(self) -> tuple[bool, float]:
         """:func:`flatness` of the validation curve (the training curve when there is none)."""
@@ -121,7 +125,7 @@ def fit(
     desc: str = "train",
     parts: dict[str, Callable] | None = None,
     converge: bool = False,
-    min_epochs: int = 5,
+    min_epochs: int = MIN_EPOCHS,
 ) -> History:
     """Train ``model`` on the rows of ``X`` with Adam.
 

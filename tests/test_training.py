@@ -3,6 +3,7 @@
 import doctest
 import math
 
+import pytest
 import torch
 
 import asdstudy.training as T
@@ -59,3 +60,42 @@ def test_convergence_table_judges_each_model():
     one = convergence_table([("GAN", History(train=[1.0]))])
     assert convergence_text(one).endswith("1 trained for fewer than 2 epochs, too few to judge.")
     assert convergence_text(t.iloc[:1]).startswith("All 1 trained models")
+
+
+def test_convergence_text_says_which_models_were_read_back():
+    from asdstudy.experiments.protocol import convergence_table, convergence_text
+    from asdstudy.training import History
+
+    here = History(train=[1, 0.5, 0.4, 0.39, 0.389])
+    back = History(train=[1, 0.5, 0.4, 0.39, 0.389], stored="/cache/models/abc.pt")
+    t = convergence_table([("AE", here), ("baseline", back)])
+    assert list(t["trained"]) == ["here", "read back"]
+    assert convergence_text(t) == ("All 2 trained models meet the convergence rule at this budget. 1 of them were read "
+                                   "back from the model store, trained earlier (by another chapter or an earlier run) "
+                                   "with the same settings, clips and code, rather than trained again.")
+
+
+@pytest.mark.parametrize("converge", [True, False])
+def test_the_training_rule_is_stated_from_the_parameter(converge):
+    from asdstudy.experiments.protocol import ChapterParams, training_rule_text
+
+    p = ChapterParams(converge=converge)
+    text = training_rule_text(p)
+    if converge:
+        assert "until its validation loss" in text and f"at least {T.MIN_EPOCHS} epochs" in text
+        assert "the epochs named here are the cap" in text and text.endswith("whether it met the rule.")
+        assert training_rule_text(p, table=False).endswith("are the cap.")
+    else:
+        assert text.startswith("Every model trains for exactly the epochs named here") and "table below" in text
+        assert "table" not in training_rule_text(p, table=False)
+
+
+def test_fit_stops_at_the_rule_not_before_min_epochs():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    X = torch.randn(64, 4)
+    h = T.fit(model, lambda m, xb: (m(xb) ** 2).mean() * 0 + 1.0 + 0 * m(xb).sum(), X, epochs=50, batch_size=16,
+              lr=1e-3, progress=False, converge=True, min_epochs=7)
+    assert h.converged and len(h.train) == 7  # a constant loss is flat at once; the floor holds it to 7

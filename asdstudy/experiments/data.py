@@ -199,7 +199,8 @@ def calibration(data: P.ChapterData, p: Params) -> tuple[pd.DataFrame, str, pd.D
                                 "it is in the GAN chapter)."), pd.DataFrame(), [], pd.DataFrame()
     if not p.calibration_epochs:
         return pd.DataFrame(), "The twin check was not run (calibration_epochs 0).", pd.DataFrame(), [], pd.DataFrame()
-    run = C.baseline_on_twin(data.table, p.calibration_epochs, seed=p.seed, n_boot=p.n_boot, jobs=p.jobs)
+    run = C.baseline_on_twin(data.table, p.calibration_epochs, seed=p.seed, n_boot=p.n_boot, jobs=p.jobs,
+                             converge=p.converge)
     table = C.calibration_table(run["means"], run["per_id"])
     curves = pd.DataFrame([{"machine": m, "epoch": i + 1, "loss": v, "curve": "train"}
                            for m, h in run["history"].items() for i, v in enumerate(h.train)]

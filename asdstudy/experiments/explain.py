@@ -115,6 +115,7 @@ class Result:
         p = self.params
         return {"xp_ast_note": self.ast_note, "xp_classes_note": self.classes_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
+                "xp_training_rule": P.training_rule_text(p, table=False),
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
                 "xp_fig4_unit": self.figure_units["fig4"], "xp_sweep_resumed": self.resumed_text(),
                 "xp_detectors_note": self.detectors_note, "xp_slime_reading": slime_reading(p), "xp_fig5_unit": self.figure_units["fig5"],
@@ -518,7 +519,8 @@ BASELINE = "DCASE baseline AE"
 def detectors_note(is_synthetic: bool, p: Params) -> str:
     if is_synthetic:
         e = p.detector_epochs
-        return f"All {len(DETECTOR_UNITS)} detectors were trained ({e} epoch{'' if e == 1 else 's'} each) and explained."
+        return (f"All {len(DETECTOR_UNITS)} detectors were trained (at most {e} epoch{'' if e == 1 else 's'} each"
+                f"{', until flat' if p.converge else ''}) and explained.")
     return ("These recordings carry no ground-truth anomaly band, so no explanation can be scored right or wrong: "
             "of the other detectors only the DCASE baseline AE is trained (its rows answer Table 1's baseline), "
             "and none is explained.")
@@ -527,18 +529,21 @@ def detectors_note(is_synthetic: bool, p: Params) -> str:
 def other_detectors(p: Params) -> dict:
     """Every other chapter's detector at a short CPU budget, for SLIME on the same clips (each
     trained per its :data:`DETECTOR_UNITS`)."""
-    from ..models.autoencoders import AEConfig, AutoencoderDetector
+    from ..models.autoencoders import AEConfig, AutoencoderDetector, dcase_baseline
     from ..models.gans import GANConfig, GANDetector
     from ..models.sequence import SeqConfig, SequenceDetector
 
-    e, s, j = p.detector_epochs, p.seed, p.jobs
+    e, s, j, c = p.detector_epochs, p.seed, p.jobs, p.converge
     return {
-        "DCASE baseline AE": lambda: AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=e, batch_size=512, seed=s, jobs=j)),
-        "Dense AE (paper 002)": lambda: AutoencoderDetector(AEConfig(kind="ae", n_mels=64, epochs=e, batch_size=128, seed=s, jobs=j)),
-        "VAE (paper 002)": lambda: AutoencoderDetector(AEConfig(kind="vae", n_mels=128, epochs=e, batch_size=512, seed=s, jobs=j)),
-        "LSTM predictor (paper 001)": lambda: SequenceDetector(SeqConfig(kind="lstm", epochs=e, train_stride=20, seed=s, jobs=j)),
+        "DCASE baseline AE": lambda: AutoencoderDetector(dcase_baseline(e, s, j, c)),
+        "Dense AE (paper 002)": lambda: AutoencoderDetector(AEConfig(kind="ae", n_mels=64, epochs=e, batch_size=128, seed=s, jobs=j,
+                                                                     converge=c)),
+        "VAE (paper 002)": lambda: AutoencoderDetector(AEConfig(kind="vae", n_mels=128, epochs=e, batch_size=512, seed=s, jobs=j,
+                                                                converge=c)),
+        "LSTM predictor (paper 001)": lambda: SequenceDetector(SeqConfig(kind="lstm", epochs=e, train_stride=20, seed=s, jobs=j,
+                                                                         converge=c)),
         "GANomaly (paper 003)": lambda: GANDetector(GANConfig(kind="ganomaly", epochs=e, batch_size=512, train_stride=4,
-                                                              lr=1e-3, seed=s, jobs=j)),
+                                                              lr=1e-3, seed=s, jobs=j, converge=c)),
     }
 
 

@@ -100,6 +100,7 @@ class Result:
     score_rules: pd.DataFrame    # per (method, machine, rule): mean AUC over ids with CIs, both scores
     seed_means: pd.DataFrame
     history: pd.DataFrame
+    convergence: pd.DataFrame    # each final model against the convergence rule
     seed_range: pd.DataFrame
     rows: pd.DataFrame
     board: pd.DataFrame
@@ -112,7 +113,9 @@ class Result:
         return {"gan_paper_grid_size": grid_size(PAPER_GRID), "gan_plan": self.plan,
                 "gan_selection_optimism": self.optimism, "gan_selection_text": self.selection_text(),
                 "gan_score_rule": SCORE_RULES[self.params.score_rule], "gan_sweep_minutes": self.sweep_seconds / 60,
-                "gan_chapter_minutes": self.seconds / 60, "gan_egbad_reading": egbad_reading(self.params)}
+                "gan_chapter_minutes": self.seconds / 60, "gan_egbad_reading": egbad_reading(self.params),
+                "gan_training_rule": P.training_rule_text(self.params),
+                "gan_convergence_text": P.convergence_text(self.convergence)}
 
     def selection_text(self) -> str:
         """The selection bias in one sentence, or why this run cannot measure it."""
@@ -161,7 +164,7 @@ def sweep_points(p: Params, common: dict) -> tuple[list[dict], list[dict]]:
     """The searched points (GANomaly, Skip-GANomaly; first seed) and the fixed ones (EGBAD at the
     common settings, as the paper, and the DCASE baseline; every seed)."""
     def point(kind, machine, s, **over):
-        q = {**common, "kind": kind, "machine": machine, "seed": s}
+        q = {**common, "kind": kind, "machine": machine, "seed": s, "converge": p.converge}
         if kind != "baseline":
             q.update(PAPER_COMMON)
             q.update(p.base)
@@ -302,6 +305,20 @@ def loss_history(res: pd.DataFrame, finals: dict, kinds) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["panel", "unit", "part", "epoch", "loss"])
 
 
+def convergence(res: pd.DataFrame, finals: dict) -> pd.DataFrame:
+    """Each final model (every seed) against the convergence rule, judged on its summed training
+    loss (the sum of its parts' losses per epoch: a GAN has no validation split)."""
+    from ..training import History
+
+    models = []
+    for (kind, m), pts in finals.items():
+        for q in pts:
+            h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss")]
+            curve = h.groupby("epoch")["loss"].sum().sort_index().tolist()
+            models.append((f"{NAMES[kind]} / {m} / seed {q['seed']}", History(train=curve)))
+    return P.convergence_table(models)
+
+
 def result_rows(p: Params, data, first, by_machine, overall, n_test, pooled=None, rules=None) -> ResultWriter:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seeds[0], dataset=data.dataset)
     if pooled is not None and len(pooled):
@@ -398,7 +415,7 @@ def run(p: Params, progress: bool = True) -> Result:
         params=p, data=data, n_test=n_test, arch=architectures(), plan=plan_text(p), selection=sel, choice=choice,
         optimism=optimism, per_id=per_id, by_machine=by_machine, overall=overall, pooled=pooled, score_rules=rules,
         seed_means=seed_means,
-        history=loss_history(res, finals, p.kinds), seed_range=seed_range, rows=rows,
+        history=loss_history(res, finals, p.kinds), convergence=convergence(res, finals), seed_range=seed_range, rows=rows,
         board=P.chapter_board("003", rows, CHAPTER, exclude_methods=("GMADE",)),
         discussion=discussion(p, data, overall, choice, optimism, order), sweep_seconds=sweep_seconds,
         seconds=timer.seconds(), n_points=len(search) + len(fixed) + len(extra))

@@ -55,6 +55,10 @@ class ChapterParams:
     #: at most this many clips per machine, unit, split, condition and domain (0: all); the
     #: preflight (``asdstudy preflight``) cuts every chapter's data this way, keeping every group
     max_clips: int = 0
+    #: train every model until its validation loss (training loss without a split) is flat by
+    #: :func:`asdstudy.training.flatness`, each chapter's epochs being the cap; False trains
+    #: exactly the given epochs (the paper profile: the papers' fixed budgets)
+    converge: bool = True
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "ChapterParams":
@@ -504,10 +508,25 @@ def convergence_table(models) -> pd.DataFrame:
         *key, h = item if len(item) == 2 else (*item[:3], item[3].history_)
         flat, improvement = h.flat()
         rows.append({"model": " / ".join(str(k) for k in key), "epochs run": len(h.train),
+                     "trained": "read back" if getattr(h, "stored", "") else "here",
                      "curve judged": "validation" if h.val else "training",
                      "improvement in the last 20 % of epochs": improvement,
                      "flat (< {:.0%})".format(FLAT_TOLERANCE): "yes" if flat else "no"})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
+def training_rule_text(p: "ChapterParams", table: bool = True) -> str:
+    """One sentence: how long this run's models train (the ``converge`` parameter); ``table``:
+    the chapter shows the convergence table, and the sentence points at it."""
+    from ..training import FLAT_TOLERANCE, FLAT_WINDOW, MIN_EPOCHS
+
+    if p.converge:
+        text = (f"Every model trains until its validation loss (its training loss where it has no validation split) "
+                f"is flat, that is until the last {FLAT_WINDOW:.0%} of its epochs improve its best loss by less than "
+                f"{FLAT_TOLERANCE:.0%}, after at least {MIN_EPOCHS} epochs; the epochs named here are the cap")
+        return text + (", and the table below shows where each model stopped and whether it met the rule." if table else ".")
+    text = "Every model trains for exactly the epochs named here (the papers' fixed budgets), with no convergence stop"
+    return text + ("; the table below shows whether each loss curve had flattened by then." if table else ".")
 
 
 def convergence_text(table: pd.DataFrame) -> str:
@@ -516,15 +535,18 @@ def convergence_text(table: pd.DataFrame) -> str:
         return "No model of this run has a loss curve to judge."
     flat = table.iloc[:, -1].eq("yes")
     short = table["improvement in the last 20 % of epochs"].isna()
+    stored = int(table["trained"].eq("read back").sum()) if "trained" in table else 0
+    again = (f" {stored} of them were read back from the model store, trained earlier (by another chapter or an "
+             "earlier run) with the same settings, clips and code, rather than trained again." if stored else "")
     if flat.all():
-        return f"All {len(table)} trained models meet the convergence rule at this budget."
+        return f"All {len(table)} trained models meet the convergence rule at this budget." + again
     parts = [f"{int(flat.sum())} of {len(table)} trained models meet the convergence rule at this budget"]
     if (~flat & ~short).any():
         parts.append(f"{int((~flat & ~short).sum())} were still improving when training stopped, so their numbers "
                      "are those of unfinished models")
     if short.any():
         parts.append(f"{int(short.sum())} trained for fewer than 2 epochs, too few to judge")
-    return "; ".join(parts) + "."
+    return "; ".join(parts) + "." + again
 
 
 class ComparisonResult:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .. import metrics as M
 from ..features import LogMelParams, clip_logmels
-from ..models.autoencoders import AEConfig, AutoencoderDetector, n_parameters
+from ..models.autoencoders import AutoencoderDetector, dcase_baseline, n_parameters
 from ..models.sequence import NAMES, GRUAutoencoder, LSTMPredictor, SeqConfig, SequenceDetector, WindowSet
 from ..results import ResultWriter
 from ..training import pick_device
@@ -101,7 +101,7 @@ class Result(P.ComparisonResult):
     def glue(self) -> dict:
         p = self.params
         m = self.means[self.means["metric"] == "auc"].set_index("method").value
-        out = {"seq_convergence_text": P.convergence_text(self.convergence), "seq_lr": p.lr, "seq_batch_lstm": p.batch_lstm, "seq_batch_gru": p.batch_gru, "seq_epochs": p.epochs,
+        out = {"seq_convergence_text": P.convergence_text(self.convergence), "seq_training_rule": P.training_rule_text(p), "seq_lr": p.lr, "seq_batch_lstm": p.batch_lstm, "seq_batch_gru": p.batch_gru, "seq_epochs": p.epochs,
                "seq_stride": p.train_stride, "seq_ae_epochs": p.ae_epochs, "seq_frames": self.n_frames,
                "seq_windows": self.windows_per_clip, "seq_chapter_minutes": self.seconds / 60,
                "seq_wps_lstm": self.throughput.loc[LSTM, "windows per second"],
@@ -128,11 +128,11 @@ def makers(p: Params) -> dict:
     def seq(kind, s):
         return SequenceDetector(SeqConfig(kind=kind, n_mels=p.n_mels, window=p.window, hidden=p.hidden, epochs=p.epochs,
                                           batch_size=p.batch_lstm if kind == "lstm" else p.batch_gru, lr=p.lr,
-                                          train_stride=p.train_stride, normalise=p.normalise, seed=s, jobs=p.jobs))
+                                          train_stride=p.train_stride, normalise=p.normalise, seed=s, jobs=p.jobs,
+                                          converge=p.converge))
 
     return {LSTM: lambda s: seq("lstm", s), GRU: lambda s: seq("gru", s),
-            "DCASE baseline": lambda s: AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=p.ae_epochs,
-                                                                     batch_size=512, seed=s, jobs=p.jobs))}
+            "DCASE baseline": lambda s: AutoencoderDetector(dcase_baseline(p.ae_epochs, s, p.jobs, p.converge))}
 
 
 def history_frame(detectors: dict) -> pd.DataFrame:

@@ -29,6 +29,7 @@ from torch import nn
 from ..features import LogMelParams, frame_vectors_of
 from ..training import History, fit, pick_device, seed_everything
 from .base import SpectrogramDetector
+from .store import stored_fit
 
 
 def _dense(i, o, bn=True):
@@ -131,6 +132,17 @@ class AEConfig:
     converge: bool = False
 
 
+def dcase_baseline(epochs: int = 100, seed: int = 0, jobs: int = 1, converge: bool = False) -> AEConfig:
+    """The DCASE 2020 Task 2 baseline by its official recipe: 128 mels, 5 frames, batch 512, Adam
+    1e-3, 10 % validation split, one model per machine type, ``epochs`` epochs (100 in the
+    recipe). With ``converge`` it stops once its validation loss is flat
+    (:func:`asdstudy.training.flatness`) and ``epochs`` is the cap. Every chapter builds its
+    baseline here, so the same baseline on the same clips is one stored model
+    (:mod:`asdstudy.models.store`), trained once."""
+    return AEConfig(kind="baseline", n_mels=128, n_frames=5, epochs=epochs, batch_size=512, lr=1e-3,
+                    val_fraction=0.1, patience=None, seed=seed, jobs=jobs, converge=converge)
+
+
 MODEL_DEFAULTS = {  # the published settings
     "ae": dict(n_mels=64, batch_size=128),
     "vae": dict(n_mels=128, batch_size=512),
@@ -165,13 +177,17 @@ class AutoencoderDetector(SpectrogramDetector):
 
     def fit(self, table: pd.DataFrame, y=None) -> "AutoencoderDetector":
         c = self.config
-        seed_everything(c.seed)
-        X, _ = self._frames(table)
-        self.model_ = self._make()
-        loss = vae_loss if c.kind == "vae" else mse_loss
-        self.history_: History = fit(self.model_, loss, X, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                                     val_fraction=c.val_fraction, patience=c.patience, seed=c.seed,
-                                     device=c.device, progress=False, desc=self.name, converge=c.converge)
+
+        def train():
+            seed_everything(c.seed)
+            X, _ = self._frames(table)
+            self.model_ = self._make()
+            loss = vae_loss if c.kind == "vae" else mse_loss
+            self.history_: History = fit(self.model_, loss, X, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                                         val_fraction=c.val_fraction, patience=c.patience, seed=c.seed,
+                                         device=c.device, progress=False, desc=self.name, converge=c.converge)
+
+        stored_fit(self, table["path"].tolist(), train)
         return self
 
     def frame_errors(self, table: pd.DataFrame) -> pd.DataFrame:

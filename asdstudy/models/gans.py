@@ -52,8 +52,9 @@ from torch import nn
 
 from .. import ASDStudyError
 from ..features import LogMelParams, frame_vectors_of
-from ..training import History, fit, pick_device, seed_everything
+from ..training import MIN_EPOCHS, History, fit, pick_device, seed_everything
 from .base import SpectrogramDetector
+from .store import stored_fit
 from .frames import ScaledRows, shared_frame_vectors
 
 KINDS = ("egbad", "ganomaly", "skip")
@@ -324,6 +325,10 @@ class GANConfig:
     clip_db: float = -80.0
     latent_bn_relu: bool = True  # batch norm + ReLU on the latent layer (paper 003's reading)
     train_stride: int = 1  # train on every n-th frame vector (1 = all)
+    #: stop once the summed training loss is flat (:func:`asdstudy.training.flatness`) after
+    #: ``min_epochs``; ``epochs`` is then the cap
+    converge: bool = False
+    min_epochs: int = MIN_EPOCHS
     seed: int = 0
     jobs: int = 1
     device: str | None = None
@@ -366,22 +371,29 @@ class GANDetector(SpectrogramDetector):
 
     def fit(self, table: pd.DataFrame, y=None) -> "GANDetector":
         c = self.config
-        seed_everything(c.seed)
-        # the training frame vectors: one memory-mapped file per training set, shared by every
-        # worker of a sweep (never a copy per process); inputs in dB (clip_db..0) scaled to
-        # [-1, 1] with fixed constants per batch, so no statistics leak
-        X, _ = shared_frame_vectors(table["path"].tolist(), self.input_params, c.n_frames, n_jobs=self.jobs)
-        lo = c.clip_db
-        X = ScaledRows(X, shift=lo / 2, scale=-lo / 2, stride=c.train_stride)
-        self.model_ = build(c)
-        w = LossWeights(c.w_adv, c.w_con, c.w_enc)
-        self.history_: History = fit(
-            self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
-            batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
-            progress=False, desc=self.name,
-            parts={"discriminator": lambda m: m.discriminator_parameters(),
-                   "generator": lambda m: m.generator_parameters()})
+
+        def train():
+            seed_everything(c.seed)
+            # the training frame vectors: one memory-mapped file per training set, shared by every
+            # worker of a sweep (never a copy per process); inputs in dB (clip_db..0) scaled to
+            # [-1, 1] with fixed constants per batch, so no statistics leak
+            X, _ = shared_frame_vectors(table["path"].tolist(), self.input_params, c.n_frames, n_jobs=self.jobs)
+            lo = c.clip_db
+            X = ScaledRows(X, shift=lo / 2, scale=-lo / 2, stride=c.train_stride)
+            self.model_ = build(c)
+            w = LossWeights(c.w_adv, c.w_con, c.w_enc)
+            self.history_: History = fit(
+                self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
+                batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
+                progress=False, desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
+                parts={"discriminator": lambda m: m.discriminator_parameters(),
+                       "generator": lambda m: m.generator_parameters()})
+
+        stored_fit(self, table["path"].tolist(), train)
         return self
+
+    def _make(self) -> nn.Module:
+        return build(self.config)
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
         lo = self.config.clip_db
@@ -487,7 +499,7 @@ def sweep_point(point: dict) -> list[dict]:
         per epoch and training part (the loss curves).
     """
     from ..datasets import clip_table
-    from .autoencoders import AEConfig, AutoencoderDetector
+    from .autoencoders import AutoencoderDetector, dcase_baseline
 
     table = clip_table(point["root"], layout="dcase2020", machines=[point["machine"]])
     if point.get("ids"):
@@ -499,8 +511,8 @@ def sweep_point(point: dict) -> list[dict]:
                             f"(found {len(train)} and {len(test)}).")
     cfg = {k: point[k] for k in CONFIG_KEYS if k in point}
     if point["kind"] == "baseline":
-        det = AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=int(cfg.get("epochs", 100)),
-                                           batch_size=512, seed=int(cfg.get("seed", 0)), jobs=1))
+        det = AutoencoderDetector(dcase_baseline(int(cfg.get("epochs", 100)), int(cfg.get("seed", 0)), jobs=1,
+                                                 converge=bool(cfg.get("converge", False))))
     else:
         det = GANDetector(GANConfig(kind=point["kind"], jobs=1, **cfg))
     det.fit(train)

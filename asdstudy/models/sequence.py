@@ -35,8 +35,9 @@ from torch import nn
 
 from .. import ASDStudyError
 from ..features import LogMelParams
-from ..training import History, fit, pick_device, seed_everything
+from ..training import MIN_EPOCHS, History, fit, pick_device, seed_everything
 from .base import SpectrogramDetector
+from .store import stored_fit
 
 
 class LSTMPredictor(nn.Module):
@@ -154,6 +155,10 @@ class SeqConfig:
     seed: int = 0
     jobs: int = 1
     device: str | None = None
+    #: stop once the validation curve (the training curve without a split) is flat by
+    #: :func:`asdstudy.training.flatness`, after at least ``min_epochs``; ``epochs`` is the cap
+    converge: bool = False
+    min_epochs: int = MIN_EPOCHS
 
 
 PAPER_BATCH = {"lstm": 32, "gru": 64}
@@ -203,20 +208,24 @@ class SequenceDetector(SpectrogramDetector):
 
     def fit(self, table: pd.DataFrame, y=None) -> "SequenceDetector":
         c = self.config
-        seed_everything(c.seed)
-        specs = self._specs(table)
-        if c.normalise == "minmax":
-            self.offset_, self.scale_ = float(specs.min()), float(specs.max() - specs.min()) or 1.0
-        elif c.normalise == "standard":
-            self.offset_, self.scale_ = float(specs.mean()), float(specs.std()) or 1.0
-        else:
-            self.offset_, self.scale_ = 0.0, 1.0
-        ws = WindowSet(self._normalised(specs), c.window + 1, c.train_stride)
-        self.model_ = self._make()
-        loss = next_frame_loss if c.kind == "lstm" else reconstruction_loss
-        self.history_: History = fit(self.model_, loss, ws, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
-                                     val_fraction=c.val_fraction, seed=c.seed, device=c.device, progress=False,
-                                     desc=self.name)
+
+        def train():
+            seed_everything(c.seed)
+            specs = self._specs(table)
+            if c.normalise == "minmax":
+                self.offset_, self.scale_ = float(specs.min()), float(specs.max() - specs.min()) or 1.0
+            elif c.normalise == "standard":
+                self.offset_, self.scale_ = float(specs.mean()), float(specs.std()) or 1.0
+            else:
+                self.offset_, self.scale_ = 0.0, 1.0
+            ws = WindowSet(self._normalised(specs), c.window + 1, c.train_stride)
+            self.model_ = self._make()
+            loss = next_frame_loss if c.kind == "lstm" else reconstruction_loss
+            self.history_: History = fit(self.model_, loss, ws, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                                         val_fraction=c.val_fraction, seed=c.seed, device=c.device, progress=False,
+                                         desc=self.name, converge=c.converge, min_epochs=c.min_epochs)
+
+        stored_fit(self, table["path"].tolist(), train, extra=("offset_", "scale_"))
         return self
 
     @torch.no_grad()
