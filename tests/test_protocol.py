@@ -330,3 +330,16 @@ def test_layers_run_one_way():
         if rel == "experiments":
             assert not any(i.startswith("asdstudy.runner") or i.startswith("asdstudy.cli") for i in imports), \
                 f"{path} imports the runner"
+
+
+def test_timer_laps_name_where_the_time_went(monkeypatch):
+    from asdstudy.experiments import protocol as P
+
+    clock = iter([100.0, 103.0, 110.5, 111.0])
+    monkeypatch.setattr(P.time, "time", lambda: next(clock))
+    t = P.Timer()
+    assert t.lap("data generation") == 3.0 and t.lap("twin check") == 7.5
+    assert list(t.table()["phase"]) == ["data generation", "twin check"]
+    assert P.phases_text(t.table()) == "data generation 3 s, twin check 8 s"
+    assert t.seconds() == 11.0
+    assert P.phases_text(None) == "(no phases recorded)"

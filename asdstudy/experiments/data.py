@@ -76,6 +76,7 @@ class Result:
     rows: pd.DataFrame
     gen_seconds: float
     seconds: float
+    phases: pd.DataFrame = None  # seconds per phase of the chapter
 
     @property
     def levels(self) -> pd.DataFrame:
@@ -88,7 +89,7 @@ class Result:
         return {"n_clips": len(t), "n_machines": t["machine"].nunique(), "n_units": t.groupby(["machine", "id"]).ngroups,
                 "labelled_fraction": self.labelled_fraction, "ref_auc_min": per_type.min(), "ref_auc_max": per_type.max(),
                 "ref_auc_min_machine": per_type.idxmin(), "ref_auc_max_machine": per_type.idxmax(),
-                "data_chapter_seconds": self.seconds, "calibration_text": self.calibration_text,
+                "data_chapter_seconds": self.seconds, "data_phases_text": P.phases_text(self.phases), "calibration_text": self.calibration_text,
                 "spectra_text": self.spectra_text, "calibration_epochs": self.params.calibration_epochs,
                 "calibration_convergence_text": P.convergence_text(self.calibration_convergence)}
 
@@ -270,7 +271,7 @@ def mean_spectra(table: pd.DataFrame, shared, n_per_machine: int = 30, seed: int
 def run(p: Params, progress: bool = False) -> Result:
     timer = P.Timer()
     data, machines, variant_counts = load(p, progress)
-    gen_seconds = timer.seconds()
+    gen_seconds = timer.lap("data generation")
     plan, frac = variant_plan(p.profile, machines, p.seed) if data.synthetic else (pd.DataFrame(), float("nan"))
     ref_metrics, ref_scores = reference_difficulty(data.table, p)
     ref_means = P.mean_over_units(ref_scores.assign(method=REFERENCE), by=("method", "machine"),
@@ -278,7 +279,9 @@ def run(p: Params, progress: bool = False) -> Result:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     w.add_metrics("reference", REFERENCE, ref_metrics)
     w.add_frame(ref_means[ref_means["metric"] == "auc"].assign(unit="mean"), paper="reference")
+    timer.lap("reference detector")
     cal, cal_text, cal_curves, cal_rows, cal_conv = calibration(data, p)
+    timer.lap("twin check (DCASE baseline per machine type)")
     if cal_rows:
         means, per_id = cal_rows
         means = means.drop(columns="method")
@@ -289,6 +292,7 @@ def run(p: Params, progress: bool = False) -> Result:
                     note=f"one model per machine type, until flat (at most {p.calibration_epochs} epochs); mean over ids; McClish")
     spectra, spectra_text = (mean_spectra(data.table, shared_data_root(p.shared_data), seed=p.seed, jobs=p.jobs)
                              if data.synthetic else (pd.DataFrame(), "Real data: no twin to compare."))
+    timer.lap("mean spectra")
     rows = w.frame()
     w.write()
     return Result(params=p, data=data, machines=machines, anomaly_kinds=anomaly_kinds(machines),
@@ -296,4 +300,4 @@ def run(p: Params, progress: bool = False) -> Result:
                   labelled_fraction=frac, ref_metrics=ref_metrics, ref_scores=ref_scores, ref_means=ref_means,
                   per_kind=auc_per_anomaly_kind(ref_scores), archives=archives(), calibration=cal, calibration_text=cal_text,
                   calibration_history=cal_curves, calibration_convergence=cal_conv, spectra=spectra, spectra_text=spectra_text, rows=rows, gen_seconds=gen_seconds,
-                  seconds=timer.seconds())
+                  seconds=timer.seconds(), phases=timer.table())

@@ -156,7 +156,7 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         raise ASDStudyError(f"thresholded names {sorted(thresholded - set(makers))}, which are not among the "
                             f"methods {list(makers)}.")
     table = table.assign(unit=unit_column(table))
-    parts = {}  # (machine, unit) -> (fit_on, held, test)
+    parts = {}  # (machine, unit) -> (fit_on, held, test, every training normal in table order)
     extra = {}  # (machine, unit) -> training clips of a unit without test clips
     for (machine, unit), g in table.groupby(["machine", "unit"], sort=True):
         train = g[g["split"] == "train"]
@@ -172,7 +172,7 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         rng = np.random.default_rng(12345)  # the same held-out clips for every method and seed
         n_hold = max(int(round(holdout_fraction * len(train))), 2 if len(train) >= 4 and holdout_fraction > 0 else 0)
         held = train.iloc[rng.permutation(len(train))[:n_hold]]
-        parts[(machine, unit)] = (train.drop(index=held.index), held, test)
+        parts[(machine, unit)] = (train.drop(index=held.index), held, test, train)
     if not parts:
         raise ASDStudyError("no unit has both training and labelled test clips; "
                             f"units with training clips only: {sorted(extra)}.")
@@ -197,13 +197,15 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         det = makers[name](seed)
         hold = name in thresholded
         t0 = time.perf_counter()
-        fit_on = [parts[k][0] if hold else pd.concat(parts[k][:2]) for k in keys]
+        # the methods that keep every training normal train on them in the table's order, so the
+        # same method on the same clips is the same model in every chapter (asdstudy.models.store)
+        fit_on = [parts[k][0] if hold else parts[k][3] for k in keys]
         if units[name] == "machine":
             fit_on += [t for (m, _), t in sorted(extra.items()) if m == keys[0][0]]
         det.fit(pd.concat(fit_on))
         fit_s = time.perf_counter() - t0
         for machine, unit in keys:
-            _, held, test = parts[(machine, unit)]
+            _, held, test, _ = parts[(machine, unit)]
             t1 = time.perf_counter()
             s = np.asarray(det.score(test), dtype=float)
             row = {"method": name, "machine": machine, "unit": unit, "seed": seed, "training_unit": units[name]}
