@@ -149,3 +149,17 @@ def test_unknown_inputs():
         plan("dcase2030", "fan", Sizes(), 0)
     with pytest.raises(SyntheticDataError, match="unknown profile"):
         generate("/tmp/never", profile="huge", progress=False)
+
+
+def test_default_profile_makes_the_dcase2021_variant_at_the_size_explain_reads():
+    from collections import Counter
+
+    from asdstudy.datasets.synthetic import PROFILE_SIZES, plan
+
+    sizes = PROFILE_SIZES["default"]
+    c = Counter((s.unit, s.domain, s.split, s.label) for s in plan("dcase2021", "fan", sizes.of("dcase2021"), 0))
+    assert c[("00", "source", "train", 0)] == 40 and c[("00", "target", "train", 0)] == sizes.n_target_train
+    assert c[("01", "target", "test", 0)] == 20 and c[("01", "target", "test", 1)] == 20
+    d = Counter((s.unit, s.split, s.label) for s in plan("dcase2020", "fan", sizes.of("dcase2020"), 0))
+    assert d[("00", "train", 0)] == 200 and d[("00", "test", 1)] == 50  # the twin itself keeps its size
+    assert sizes.of("labelled") is sizes

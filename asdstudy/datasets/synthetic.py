@@ -209,12 +209,21 @@ class Sizes:
     labelled_anomaly_fraction: float = 0.265
     labelled_test_fraction: float = 0.2
     max_ids: int | None = None  # keep only the first ids of each machine type
+    #: the dcase2021 variant's own sizes (paper 004's layout) where they differ from these
+    dcase2021: "Sizes | None" = None
+
+    def of(self, variant: str) -> "Sizes":
+        """The sizes the variant is generated at."""
+        return self.dcase2021 if variant == "dcase2021" and self.dcase2021 is not None else self
 
 
 PROFILE_SIZES = {
     "smoke": Sizes(n_train=8, n_test_normal=4, n_test_anomaly=4, n_target_train=2, n_labelled=24,
                    max_ids=2),
-    "default": Sizes(),
+    # the dcase2021 variant feeds only the explain chapter, whose from-scratch AST and SLIME the
+    # CPU can afford on 40 source-domain training clips and 20 + 20 test clips per section and
+    # domain: it is generated at that size, not at 200 (no clip is made that no chapter reads)
+    "default": Sizes(dcase2021=Sizes(n_train=40, n_test_normal=20, n_test_anomaly=20)),
     "paper": Sizes(n_train=1000, n_test_normal=100, n_test_anomaly=200, n_target_train=3,
                    n_labelled=778),
 }
@@ -772,9 +781,9 @@ def generate(
     root = Path(root)
     out = root / variant
     for machine in machines:
-        specs = plan(variant, machine, sizes, seed)
+        specs = plan(variant, machine, sizes.of(variant), seed)
         params = {"generator_version": GENERATOR_VERSION, "recipe": _recipe_hash(), "variant": variant, "machine": machine,
-                  "seed": seed, "sizes": asdict(sizes), "snrs_db": list(snrs_db), "n_clips": len(specs)}
+                  "seed": seed, "sizes": asdict(sizes.of(variant)), "snrs_db": list(snrs_db), "n_clips": len(specs)}
         manifest = _manifest_path(root, variant, machine)
         target = out / "dev_data" / machine
         if manifest.exists():

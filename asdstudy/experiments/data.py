@@ -150,7 +150,7 @@ def variant_plan(profile: str, machines, seed: int) -> tuple[pd.DataFrame, float
     rows = []
     for variant in ("dcase2021", "labelled"):
         for m in machines:
-            df = pd.DataFrame([{"domain": s.domain, "split": s.split, "label": s.label} for s in syn.plan(variant, m, sizes, seed)])
+            df = pd.DataFrame([{"domain": s.domain, "split": s.split, "label": s.label} for s in syn.plan(variant, m, sizes.of(variant), seed)])
             for (dom, split), g in df.groupby(["domain", "split"]):
                 rows.append({"variant": variant, "machine": m, "domain": dom, "split": split,
                              "normal": int((g["label"] == 0).sum()), "anomaly": int((g["label"] == 1).sum())})
