@@ -19,6 +19,7 @@ Example
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,7 @@ def fit(
     parts: dict[str, Callable] | None = None,
     converge: bool = False,
     min_epochs: int = MIN_EPOCHS,
+    epoch_fraction: float = 1.0,
 ) -> History:
     """Train ``model`` on the rows of ``X`` with Adam.
 
@@ -152,6 +154,10 @@ def fit(
         converge: stop as soon as the validation curve (the training curve without a validation
             split) is flat by :func:`flatness`, after at least ``min_epochs`` epochs; ``epochs``
             is then the cap. ``History.converged`` says whether the rule stopped it.
+        epoch_fraction: each epoch trains on a fresh, seeded random share of this size of the
+            training examples (1: all of them every epoch). Unlike a fixed stride, which trains
+            on the same subset every epoch, every example is drawn over the epochs; an epoch
+            then costs this fraction of a full pass.
 
     Returns:
         :class:`History` of the losses.
@@ -161,6 +167,8 @@ def fit(
     import torch
     from tqdm.auto import tqdm
 
+    if not 0 < epoch_fraction <= 1:
+        raise ASDStudyError(f"epoch_fraction is {epoch_fraction}; it must lie in (0, 1] (1: every example every epoch).")
     if patience is not None and val_fraction <= 0:
         raise ASDStudyError("early stopping (patience) needs a validation split: set val_fraction > 0.")
     dev = pick_device(device)
@@ -189,6 +197,8 @@ def fit(
     for epoch in bar:
         model.train()
         order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
+        if epoch_fraction < 1:
+            order = order[:max(1, math.ceil(epoch_fraction * len(order)))]
         # losses summed on the device and read once per epoch: no host sync per step (on a GPU
         # a float() per step would stall the queue); float64, so the sums equal the host's
         totals = {name: torch.zeros((), dtype=torch.float64, device=dev) for name, _, _ in steps}

@@ -99,3 +99,32 @@ def test_fit_stops_at_the_rule_not_before_min_epochs():
     h = T.fit(model, lambda m, xb: (m(xb) ** 2).mean() * 0 + 1.0 + 0 * m(xb).sum(), X, epochs=50, batch_size=16,
               lr=1e-3, progress=False, converge=True, min_epochs=7)
     assert h.converged and len(h.train) == 7  # a constant loss is flat at once; the floor holds it to 7
+
+
+def test_epoch_fraction_draws_a_fresh_share_each_epoch_and_every_example_over_the_epochs():
+    import torch
+
+    seen = []
+
+    class Spy:
+        def __init__(self, n):
+            self.X = torch.arange(n, dtype=torch.float32)[:, None]
+
+        def __len__(self):
+            return len(self.X)
+
+        def __getitem__(self, idx):
+            seen.append(idx.clone())
+            return self.X[idx]
+
+    model = torch.nn.Linear(1, 1)
+    T.fit(model, lambda m, xb: (m(xb) ** 2).mean(), Spy(40), epochs=30, batch_size=10, progress=False,
+          epoch_fraction=0.25)
+    per_epoch = [torch.cat(seen[i:i + 1]) for i in range(len(seen))]
+    assert all(len(b) == 10 for b in per_epoch) and len(per_epoch) == 30  # a quarter (one batch) per epoch
+    assert len({tuple(sorted(b.tolist())) for b in per_epoch}) > 1  # not the same subset every epoch
+    assert set(torch.cat(per_epoch).tolist()) == set(range(40))  # every example drawn over the epochs
+    T.fit(torch.nn.Linear(1, 1), lambda m, xb: (m(xb) ** 2).mean(), torch.zeros(8, 1), epochs=1, batch_size=8,
+          progress=False)
+    with pytest.raises(T.ASDStudyError, match="epoch_fraction is 0"):
+        T.fit(model, lambda m, xb: (m(xb) ** 2).mean(), Spy(4), epochs=1, progress=False, epoch_fraction=0)

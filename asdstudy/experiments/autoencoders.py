@@ -301,7 +301,7 @@ def discussion(p: Params, data: P.ChapterData, first: pd.DataFrame, means: pd.Da
         return (f"the {na}'s mean AUC ({m[na]:.3f}) is {word} than the {nb}'s ({m[nb]:.3f}); its CI lies wholly above "
                 f"the other's on {above} of {n} ids and wholly below on {below}")
 
-    text = (f"On {data.dataset} ({p.profile} profile, {p.epochs} epochs), " + compare("VAE", "Dense AE") + "; "
+    text = (f"On {data.dataset} ({p.profile} profile, {P.epochs_text(p.epochs, p.converge)}), " + compare("VAE", "Dense AE") + "; "
             + compare("VAE", "DCASE baseline") + ". ")
     text += ("The paper's ranking (VAE above AE) holds here." if m["VAE"] > m["Dense AE"]
              else "The paper's ranking (VAE above AE) does not hold here.")

@@ -692,6 +692,12 @@ def with_ci(frame: pd.DataFrame, metrics, low: str = "{}_low", high: str = "{}_h
     return out
 
 
+def epochs_text(epochs: int, converge: bool) -> str:
+    """A training budget in words: "at most 20 epochs, stopping when flat" or "20 epochs"."""
+    unit = "epoch" if epochs == 1 else "epochs"
+    return f"at most {epochs} {unit}, stopping when flat" if converge else f"{epochs} {unit}"
+
+
 def phases_text(phases: pd.DataFrame | None) -> str:
     """Where a chapter's time went, in words: "data generation 212 s, twin check 180 s"."""
     if phases is None or not len(phases):

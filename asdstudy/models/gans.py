@@ -324,7 +324,9 @@ class GANConfig:
     n_frames: int = 5
     clip_db: float = -80.0
     latent_bn_relu: bool = True  # batch norm + ReLU on the latent layer (paper 003's reading)
-    train_stride: int = 1  # train on every n-th frame vector (1 = all)
+    #: each epoch trains on a fresh random 1/train_stride of the frame vectors, so that every
+    #: vector is drawn over the epochs (1 = all of them every epoch, as the paper)
+    train_stride: int = 1
     #: stop once the summed training loss is flat (:func:`asdstudy.training.flatness`) after
     #: ``min_epochs``; ``epochs`` is then the cap
     converge: bool = False
@@ -379,13 +381,14 @@ class GANDetector(SpectrogramDetector):
             # [-1, 1] with fixed constants per batch, so no statistics leak
             X, _ = shared_frame_vectors(table["path"].tolist(), self.input_params, c.n_frames, n_jobs=self.jobs)
             lo = c.clip_db
-            X = ScaledRows(X, shift=lo / 2, scale=-lo / 2, stride=c.train_stride)
+            X = ScaledRows(X, shift=lo / 2, scale=-lo / 2)
             self.model_ = build(c)
             w = LossWeights(c.w_adv, c.w_con, c.w_enc)
             self.history_: History = fit(
                 self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
                 batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
                 progress=False, desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
+                epoch_fraction=1.0 / c.train_stride,
                 parts={"discriminator": lambda m: m.discriminator_parameters(),
                        "generator": lambda m: m.generator_parameters()})
 

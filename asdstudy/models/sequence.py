@@ -149,7 +149,9 @@ class SeqConfig:
     epochs: int = 10
     batch_size: int = 32  # the paper: LSTM 32, GRU 64
     lr: float = 1e-3
-    train_stride: int = 1  # use every train_stride-th window for training (1 = all)
+    #: each epoch trains on a fresh random 1/train_stride of the windows, so that every window
+    #: is drawn over the epochs (1 = all of them every epoch, as the paper)
+    train_stride: int = 1
     normalise: str = "minmax"  # "minmax" (to [0, 1] with the training clips' range), "standard", "none"
     val_fraction: float = 0.0
     seed: int = 0
@@ -218,12 +220,13 @@ class SequenceDetector(SpectrogramDetector):
                 self.offset_, self.scale_ = float(specs.mean()), float(specs.std()) or 1.0
             else:
                 self.offset_, self.scale_ = 0.0, 1.0
-            ws = WindowSet(self._normalised(specs), c.window + 1, c.train_stride)
+            ws = WindowSet(self._normalised(specs), c.window + 1)
             self.model_ = self._make()
             loss = next_frame_loss if c.kind == "lstm" else reconstruction_loss
             self.history_: History = fit(self.model_, loss, ws, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                                          val_fraction=c.val_fraction, seed=c.seed, device=c.device, progress=False,
-                                         desc=self.name, converge=c.converge, min_epochs=c.min_epochs)
+                                         desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
+                                         epoch_fraction=1.0 / c.train_stride)
 
         stored_fit(self, table["path"].tolist(), train, extra=("offset_", "scale_"))
         return self
