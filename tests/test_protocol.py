@@ -343,3 +343,17 @@ def test_timer_laps_name_where_the_time_went(monkeypatch):
     assert P.phases_text(t.table()) == "data generation 3 s, twin check 8 s"
     assert t.seconds() == 11.0
     assert P.phases_text(None) == "(no phases recorded)"
+
+
+def test_every_chapter_params_class_defaults_to_the_default_profile():
+    """A chapter called from Python without a profile runs what the book runs."""
+    import dataclasses
+
+    from asdstudy.profiles import CHAPTER_ORDER, parameters, params_class
+
+    for chapter in CHAPTER_ORDER:
+        profile = parameters(chapter, "default")
+        for f in dataclasses.fields(params_class(chapter)):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if f.name in profile and f.name != "data_root":
+                assert default == profile[f.name], f"{chapter}.{f.name}: class {default!r}, profile {profile[f.name]!r}"

@@ -47,7 +47,7 @@ LEAKY_RULE = "max F1 on the test set"
 class Params(P.ChapterParams):
     machine: str = "slider"
     ids: Any = "all"
-    epochs: int = 6
+    epochs: int = 30
     batch_ae: int = 128
     batch_vae: int = 512
     baseline_epochs: int = 40   # the DCASE baseline's epochs (the cap, with converge); its recipe fixes the rest
@@ -55,7 +55,7 @@ class Params(P.ChapterParams):
     n_mels_vae: int = 128
     lr: float = 1e-3
     val_fraction: float = 0.1
-    patience: int = 10          # early stopping of the AE and VAE on validation loss (0: none)
+    patience: int = 3           # early stopping of the AE and VAE on validation loss (0: none)
     units: dict = field(default_factory=lambda: dict(UNITS))
     both_units: list = field(default_factory=lambda: ["Dense AE"])  # also run the other unit
     seeds: list = field(default_factory=lambda: [0, 1, 2])

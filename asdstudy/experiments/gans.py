@@ -47,10 +47,10 @@ class Params(P.ChapterParams):
     machines: object = "all"
     kinds: list = field(default_factory=lambda: ["egbad", "ganomaly", "skip"])
     settings: str = "grid"
-    grid: dict = field(default_factory=lambda: {"lr": [2e-4, 1e-3], "w_con": [1, 50]})
-    base: dict = field(default_factory=lambda: {"epochs": 10, "batch_size": 512, "train_stride": 16, "latent": 8,
+    grid: dict = field(default_factory=lambda: {"w_con": [1, 50]})
+    base: dict = field(default_factory=lambda: {"epochs": 30, "batch_size": 512, "train_stride": 16, "latent": 8,
                                                 "n_hidden": 3, "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1})
-    baseline_epochs: int = 3
+    baseline_epochs: int = 40
     seeds: list = field(default_factory=lambda: [0, 1])
     cal_fraction: float = 0.5
     scheduler: str = ""
@@ -139,10 +139,15 @@ def architectures() -> pd.DataFrame:
 
 
 def plan_text(p: Params) -> str:
+    stride = int(p.base.get("train_stride", 1))
+    budget = (f" Every model trains {P.epochs_text(int(p.base.get('epochs', 10)), p.converge)}"
+              + (f", each epoch on a fresh random 1 in {stride} of the frame vectors (every vector is drawn over the "
+                 "epochs; the paper trains on all of them every epoch)" if stride > 1 else "") + ".")
     if p.settings == "paper":
-        return "the published per-machine settings (Tables 4 and 5), no search"
+        return "the published per-machine settings (Tables 4 and 5), no search." + budget
     return (f"a reduced grid of {grid_size(p.grid)} points per model and machine type ("
-            + ", ".join(f"{k}: {v}" for k, v in p.grid.items()) + "), other settings fixed at " + str(p.base))
+            + ", ".join(f"{k}: {v}" for k, v in p.grid.items()) + "), other settings fixed at " + str(p.base) + "."
+            + budget)
 
 
 def egbad_reading(p: Params) -> str:

@@ -49,7 +49,7 @@ REPORT_KEYS = ("precision_normal", "recall_normal", "f1_normal", "precision_anom
 class Params(P.ChapterParams):
     machine: str = "slider"
     ids: Any = "all"
-    epochs: int = 10
+    epochs: int = 20
     batch_lstm: int = 32
     batch_gru: int = 64
     lr: float = 1e-3
@@ -58,7 +58,7 @@ class Params(P.ChapterParams):
     hidden: int = 256
     train_stride: int = 20
     normalise: str = "minmax"
-    ae_epochs: int = 6
+    ae_epochs: int = 40
     cal_fraction: float = 0.5
     seeds: list = field(default_factory=lambda: [0, 1])
 
