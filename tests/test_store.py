@@ -9,7 +9,7 @@ import torch
 
 from asdstudy.datasets import clip_table
 from asdstudy.models import store
-from asdstudy.models.autoencoders import AEConfig, AutoencoderDetector
+from asdstudy.models.autoencoders import AEConfig, AutoencoderDetector, dcase_baseline
 from asdstudy.models.gans import GANConfig, GANDetector
 from asdstudy.models.sequence import SeqConfig, SequenceDetector
 
@@ -120,3 +120,22 @@ def test_sequence_and_gan_detectors_come_back_whole(tiny_synth, fresh_store):
     g2 = GANDetector(gan).fit(train)
     assert g2.history_.stored and g2.history_.parts == g1.history_.parts
     np.testing.assert_array_equal(g1.score_rules(test).to_numpy(), g2.score_rules(test).to_numpy())
+
+
+def test_every_chapter_builds_the_same_baseline_so_it_is_stored_once(tiny_synth):
+    """The data chapter's twin check, the AE, sequence and GAN chapters all build the DCASE
+    baseline from one recipe: on the same clips at the same budget it is one stored model."""
+    from asdstudy import calibration
+    from asdstudy.experiments import autoencoders as XA
+    from asdstudy.experiments import sequence as XS
+
+    train, _ = _tables(tiny_synth)
+    paths = train["path"].tolist()
+    ae = XA.Params(epochs=3, baseline_epochs=7, converge=True, jobs=1)
+    seq = XS.Params(ae_epochs=7, converge=True, jobs=2)
+    built = [calibration.baseline_makers(7, jobs=3, converge=True)["DCASE baseline"](0),
+             XA.makers(ae)["DCASE baseline"](0), XS.makers(seq)["DCASE baseline"](0),
+             AutoencoderDetector(dcase_baseline(7, 0, 1, True))]
+    assert len({store.model_key(d, paths) for d in built}) == 1
+    assert store.model_key(XA.makers(XA.Params(baseline_epochs=8, converge=True))["DCASE baseline"](0), paths) != \
+        store.model_key(built[0], paths)
