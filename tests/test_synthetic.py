@@ -163,3 +163,17 @@ def test_default_profile_makes_the_dcase2021_variant_at_the_size_explain_reads()
     d = Counter((s.unit, s.split, s.label) for s in plan("dcase2020", "fan", sizes.of("dcase2020"), 0))
     assert d[("00", "train", 0)] == 200 and d[("00", "test", 1)] == 50  # the twin itself keeps its size
     assert sizes.of("labelled") is sizes
+
+
+def test_a_set_of_the_profile_is_regenerated_when_the_profiles_sizes_change(tmp_path, monkeypatch):
+    from asdstudy.datasets import synthetic as S
+
+    small = Sizes(n_train=2, n_test_normal=1, n_test_anomaly=1, n_target_train=1, n_labelled=6, max_ids=1)
+    monkeypatch.setitem(S.PROFILE_SIZES, "smoke", small)
+    S.generate(tmp_path, profile="smoke", machines=["valve"], progress=False)
+    assert len(list((tmp_path / "dcase2020" / "dev_data" / "valve").rglob("*.wav"))) == 4
+    monkeypatch.setitem(S.PROFILE_SIZES, "smoke", Sizes(n_train=3, n_test_normal=1, n_test_anomaly=1, max_ids=1))
+    S.generate(tmp_path, profile="smoke", machines=["valve"], progress=False)  # stale: regenerated, no error
+    assert len(list((tmp_path / "dcase2020" / "dev_data" / "valve").rglob("*.wav"))) == 5
+    with pytest.raises(SyntheticDataError, match="generated with other parameters"):  # an explicit request is kept
+        S.generate(tmp_path, profile="smoke", machines=["valve"], progress=False, sizes=small)

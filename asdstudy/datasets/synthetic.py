@@ -770,6 +770,7 @@ def generate(
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    profile_sizes = sizes is None  # the profile's own sizes: a change of them is a recipe change
     if sizes is None:
         if profile not in PROFILE_SIZES:
             raise SyntheticDataError(f"unknown profile {profile!r}; choose from {', '.join(PROFILE_SIZES)}")
@@ -783,21 +784,27 @@ def generate(
     for machine in machines:
         specs = plan(variant, machine, sizes.of(variant), seed)
         params = {"generator_version": GENERATOR_VERSION, "recipe": _recipe_hash(), "variant": variant, "machine": machine,
-                  "seed": seed, "sizes": asdict(sizes.of(variant)), "snrs_db": list(snrs_db), "n_clips": len(specs)}
+                  "seed": seed, "sizes": _sizes_record(sizes.of(variant)), "snrs_db": list(snrs_db), "n_clips": len(specs),
+                  "profile": profile if profile_sizes else None}
         manifest = _manifest_path(root, variant, machine)
         target = out / "dev_data" / machine
         if manifest.exists():
             old = json.loads(manifest.read_text())
-            if old.get("params") == params:
+            was = {"profile": params["profile"], **old.get("params", {})}  # manifests before 2026-12 name no profile
+            if was == params:
                 if progress:
                     print(f"{variant}/{machine}: already generated with these parameters ({len(specs)} clips), skipped")
                 continue
-            same_request = {k: v for k, v in old.get("params", {}).items() if k not in ("recipe", "generator_version")} \
-                == {k: v for k, v in params.items() if k not in ("recipe", "generator_version")}
+            # the profile's sizes are part of its recipe: a set of the same profile written at
+            # older sizes is stale like one written by an older generator
+            recipe = ("recipe", "generator_version", "sizes", "n_clips") if profile_sizes else ("recipe", "generator_version")
+            same_request = {k: v for k, v in was.items() if k not in recipe} \
+                == {k: v for k, v in params.items() if k not in recipe}
             if same_request:  # the generator changed since: the old clips are stale, regenerate
                 force = True
                 if progress:
-                    print(f"{variant}/{machine}: generator changed since this set was written; regenerating")
+                    print(f"{variant}/{machine}: generator or the {profile} profile's sizes changed since this set "
+                          "was written; regenerating")
             if not force:
                 raise SyntheticDataError(
                     f"{target} was generated with other parameters (seed/sizes/version differ). "
@@ -832,6 +839,12 @@ def generate(
     if partial.exists() and not any(partial.iterdir()):
         partial.rmdir()
     return out
+
+
+def _sizes_record(sizes: Sizes) -> dict:
+    """The sizes a variant was generated at, as its manifest records them (without the other
+    variant's nested sizes, which do not shape it)."""
+    return {k: v for k, v in asdict(sizes).items() if k != "dcase2021"}
 
 
 def synthetic_root(data_root: str | Path, profile: str, seed: int = 0) -> Path:
