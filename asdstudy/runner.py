@@ -135,6 +135,14 @@ def _state_path(chapter: str, profile: str = BOOK_PROFILE) -> Path:
     return published_results(profile) / ".runs" / f"{chapter}.json"
 
 
+def last_record(chapter: str, profile: str = BOOK_PROFILE) -> dict | None:
+    """The record of the chapter's last published run (seconds, peak memory, fingerprint), if any."""
+    try:
+        return json.loads(_state_path(chapter, profile).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def is_unchanged(chapter: str, params: dict) -> bool:
     """True when the published run of ``chapter`` is complete and was made with these
     parameters, this notebook, package and data: its record exists, and the published notebook
@@ -246,9 +254,51 @@ def _first_error(nb_path: Path) -> dict:
     return {}
 
 
-def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool) -> int:
+class PeakMemory:
+    """The largest summed resident memory of a process and all its descendants (the kernel and
+    its worker processes), sampled every ``interval`` seconds in a background thread."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        import threading
+
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def tree_rss(self) -> int:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root] + root.children(recursive=True)
+        except psutil.Error:
+            return 0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.tree_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool, usage: dict | None = None) -> int:
     """Run papermill in a child process (its own session) so that SIGINT/SIGTERM stop the kernel
-    and nothing is published. Returns papermill's exit code."""
+    and nothing is published. Returns papermill's exit code; ``usage["peak_rss"]`` receives the
+    peak memory (bytes) of the child's whole process tree."""
     import signal
 
     import yaml
@@ -271,6 +321,7 @@ def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool) -> i
             pass
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    watch = PeakMemory(child.pid).__enter__()
     try:
         try:
             _, err = child.communicate()
@@ -285,6 +336,9 @@ def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool) -> i
                     os.killpg(child.pid, signal.SIGKILL)
                     child.wait()
     finally:
+        watch.__exit__()
+        if usage is not None:
+            usage["peak_rss"] = watch.peak
         for s, h in old.items():
             signal.signal(s, h)
     if stopped:
@@ -338,9 +392,10 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         env.setdefault("TQDM_MININTERVAL", "5")
         t0 = time.time()
+        usage = {}
         try:
             try:
-                rc = _execute(src, nb_work, params, env, progress)
+                rc = _execute(src, nb_work, params, env, progress, usage)
             except (ChapterInterrupted, KeyboardInterrupt) as exc:
                 kept = runs_dir() / f"{chapter}.interrupted.ipynb"
                 if nb_work.exists():
@@ -360,13 +415,13 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
                     f"chapter {chapter!r} ({profile}) failed {where}\nThe executed notebook is kept at {failed}; "
                     "open it to see the full traceback. Nothing was published.")
             _hide_injected_parameters(nb_work)
-            _publish(chapter, profile, params, work, time.time() - t0)
+            _publish(chapter, profile, params, work, time.time() - t0, usage.get("peak_rss", 0))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return pub_nb_dir / f"{chapter}.ipynb"
 
 
-def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: float) -> None:
+def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: float, peak_rss: int = 0) -> None:
     """Move a finished run's notebook and rows into place, then write the record naming both."""
     pub_nb_dir, pub_results = executed_dir(profile), published_results(profile)
     pub_nb_dir.mkdir(parents=True, exist_ok=True)
@@ -383,6 +438,7 @@ def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: floa
     (pub_nb_dir / f"{chapter}.md").unlink(missing_ok=True)
     state.parent.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": fingerprint(chapter, params), "profile": profile, "seconds": round(seconds, 1),
+              "peak_memory_gb": round(peak_rss / 1e9, 2),
               "outputs": {"notebook": _file_sha(nb), "csv": _file_sha(csv)}}
     tmp = state.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(record, default=str, indent=1))
@@ -504,7 +560,9 @@ def reproduce(profile: str = "default", overrides: dict | None = None, progress:
         echo(f"[{chapter}] running ({profile})")
         t0 = time.time()
         run_chapter(chapter, profile, overrides, progress=progress)
-        echo(f"[{chapter}] done in {time.time() - t0:.0f} s")
+        peak = (last_record(chapter, profile) or {}).get("peak_memory_gb")
+        echo(f"[{chapter}] done in {time.time() - t0:.0f} s"
+             + (f", peak memory {peak:.2f} GB (kernel and workers together)" if peak else ""))
     echo("[book] building")
     return build_book(profile=profile)
 

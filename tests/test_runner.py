@@ -171,3 +171,21 @@ def test_cli_run_injects_parameter(tmp_path, monkeypatch):
     assert state["fingerprint"]["parameters"]["seed"] == 7
     r = CliRunner().invoke(main, ["run", "metrics", "-p", "sed", "7"])
     assert r.exit_code == 2 and "has no parameter 'sed'" in r.output
+
+
+def test_peak_memory_sums_a_process_and_its_children():
+    import subprocess
+    import sys
+    import time
+
+    from asdstudy.runner import PeakMemory
+
+    code = ("import subprocess, sys, time; b = bytearray(60_000_000); "
+            "c = subprocess.Popen([sys.executable, '-c', 'b = bytearray(60_000_000); import time; time.sleep(3)']); "
+            "time.sleep(3); c.wait()")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    with PeakMemory(proc.pid, interval=0.1) as watch:
+        proc.wait()
+    assert watch.peak > 120_000_000  # both processes' 60 MB counted together
+    time.sleep(0.2)
+    assert PeakMemory(proc.pid).tree_rss() == 0  # a finished process holds nothing
