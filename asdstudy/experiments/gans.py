@@ -47,7 +47,7 @@ class Params(P.ChapterParams):
     machines: object = "all"
     kinds: list = field(default_factory=lambda: ["egbad", "ganomaly", "skip"])
     settings: str = "grid"
-    grid: dict = field(default_factory=lambda: {"w_con": [1, 50]})
+    grid: dict = field(default_factory=lambda: {"lr": [2e-4, 1e-3]})
     base: dict = field(default_factory=lambda: {"epochs": 30, "batch_size": 512, "train_stride": 16, "latent": 8,
                                                 "n_hidden": 3, "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1})
     baseline_epochs: int = 40
