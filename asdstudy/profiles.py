@@ -59,7 +59,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "smoke": {"machine": "slider", "ids": "all", "epochs": 1, "batch_ae": 256, "batch_vae": 512,
                   "baseline_epochs": 1, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
                   "val_fraction": 0.1, "patience": 2, "both_units": ["Dense AE"], "seeds": [0, 1]},
-        "default": {"machine": "slider", "ids": "all", "epochs": 30, "batch_ae": 128, "batch_vae": 512,
+        "default": {"machine": "slider", "ids": "all", "epochs": 20, "batch_ae": 128, "batch_vae": 512,
                     "baseline_epochs": 40, "n_mels_ae": 64, "n_mels_vae": 128, "lr": 1e-3,
                     "val_fraction": 0.1, "patience": 3, "both_units": ["Dense AE"], "seeds": [0, 1, 2]},
         # early stopping: the paper stops "if the validation loss did not improve for a certain
@@ -78,7 +78,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "smoke": {"machine": "slider", "ids": "all", "epochs": 1, "batch_lstm": 32, "batch_gru": 64,
                   "lr": 1e-3, "n_mels": 128, "window": 10, "hidden": 256, "train_stride": 50,
                   "normalise": "minmax", "ae_epochs": 1, "cal_fraction": 0.5, "seeds": [0]},
-        "default": {"machine": "slider", "ids": "all", "epochs": 20, "batch_lstm": 32, "batch_gru": 64,
+        "default": {"machine": "slider", "ids": "all", "epochs": 12, "batch_lstm": 32, "batch_gru": 64,
                     "lr": 1e-3, "n_mels": 128, "window": 10, "hidden": 256, "train_stride": 20,
                     "normalise": "minmax", "ae_epochs": 40, "cal_fraction": 0.5, "seeds": [0, 1]},
         "paper": {"machine": "slider", "ids": ["00", "02", "04"], "epochs": 10, "batch_lstm": 32,

@@ -47,7 +47,7 @@ LEAKY_RULE = "max F1 on the test set"
 class Params(P.ChapterParams):
     machine: str = "slider"
     ids: Any = "all"
-    epochs: int = 30
+    epochs: int = 20
     batch_ae: int = 128
     batch_vae: int = 512
     baseline_epochs: int = 40   # the DCASE baseline's epochs (the cap, with converge); its recipe fixes the rest
