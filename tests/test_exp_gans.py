@@ -111,3 +111,31 @@ def test_egbad_batch_size_is_a_stated_reading(smoke_root):
     assert "512, the most common batch size among the paper's 12 published" in text and "(5 of them)" in text
     smoke = smoke_params(G, smoke_root)
     assert smoke.egbad == {} and "the paper profile reads it as 512" in G.egbad_reading(smoke)
+
+
+def test_every_final_model_is_judged_by_the_convergence_rule(res):
+    conv = res.convergence
+    finals = res.per_id.groupby(["method", "machine", "seed"]).ngroups
+    assert len(conv) == finals  # one row per trained final model (every method, machine type and seed)
+    assert set(conv.iloc[:, -1]) <= {"yes", "no"} and (conv["curve judged"] == "training").all()
+    glue = res.glue()
+    assert glue["gan_convergence_text"].startswith(("All ", f"{int(conv.iloc[:, -1].eq('yes').sum())} of "))
+    assert "until its validation loss" in glue["gan_training_rule"]  # the smoke profile converges too
+    assert "stopping when flat" in res.discussion and "stopping when flat" in res.plan
+
+
+def test_the_discussion_reads_convergence_not_a_budget_guess(res):
+    import pandas as pd
+
+    wa = res.overall
+    flat = pd.DataFrame({"flat (< 2%)": ["yes", "yes"]}, index=["GANomaly / fan / seed 0", "GANomaly / pump / seed 0"])
+    still = flat.assign(**{"flat (< 2%)": ["yes", "no"]})
+    beaten = wa.assign(value=[0.9 if m == "DCASE baseline" else 0.5 for m in wa["method"]],
+                       ci_low=[0.85 if m == "DCASE baseline" else 0.45 for m in wa["method"]],
+                       ci_high=[0.95 if m == "DCASE baseline" else 0.55 for m in wa["method"]])
+    order = list(dict.fromkeys(beaten["method"]))
+    a = X.discussion(res.params, res.data, beaten, res.choice, res.optimism, order, flat)
+    b = X.discussion(res.params, res.data, beaten, res.choice, res.optimism, order, still)
+    assert "all 2 GANomaly models had trained until their loss was flat" in a
+    assert "1 of 2 GANomaly models were still improving" in b
+    assert "says more about training time" not in a + b
