@@ -78,7 +78,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "smoke": {"machine": "slider", "ids": "all", "epochs": 1, "batch_lstm": 32, "batch_gru": 64,
                   "lr": 1e-3, "n_mels": 128, "window": 10, "hidden": 256, "train_stride": 50,
                   "normalise": "minmax", "ae_epochs": 1, "cal_fraction": 0.5, "seeds": [0]},
-        "default": {"machine": "slider", "ids": "all", "epochs": 12, "batch_lstm": 32, "batch_gru": 64,
+        "default": {"machine": "slider", "ids": "all", "epochs": 40, "batch_lstm": 32, "batch_gru": 64,
                     "lr": 1e-3, "n_mels": 128, "window": 10, "hidden": 256, "train_stride": 20,
                     "normalise": "minmax", "ae_epochs": 40, "cal_fraction": 0.5, "seeds": [0, 1]},
         "paper": {"machine": "slider", "ids": ["00", "02", "04"], "epochs": 10, "batch_lstm": 32,

@@ -49,7 +49,7 @@ REPORT_KEYS = ("precision_normal", "recall_normal", "f1_normal", "precision_anom
 class Params(P.ChapterParams):
     machine: str = "slider"
     ids: Any = "all"
-    epochs: int = 12
+    epochs: int = 40
     batch_lstm: int = 32
     batch_gru: int = 64
     lr: float = 1e-3
