@@ -255,8 +255,11 @@ def _first_error(nb_path: Path) -> dict:
 
 
 class PeakMemory:
-    """The largest summed resident memory of a process and all its descendants (the kernel and
-    its worker processes), sampled every ``interval`` seconds in a background thread."""
+    """The largest summed memory of a process and all its descendants (the kernel and its worker
+    processes), sampled every ``interval`` seconds in a background thread. Each process counts
+    its proportional set size (PSS) where the system reports it: pages shared by several
+    processes (a memory-mapped file of frame vectors read by every sweep worker) are counted
+    once in all, not once per process as resident sizes would; elsewhere its resident size."""
 
     def __init__(self, pid: int, interval: float = 0.5):
         import threading
@@ -276,7 +279,13 @@ class PeakMemory:
         total = 0
         for p in procs:
             try:
-                total += p.memory_info().rss
+                info = p.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except psutil.AccessDenied:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
             except psutil.Error:
                 pass
         return total

@@ -117,7 +117,10 @@ def test_every_final_model_is_judged_by_the_convergence_rule(res):
     conv = res.convergence
     finals = res.per_id.groupby(["method", "machine", "seed"]).ngroups
     assert len(conv) == finals  # one row per trained final model (every method, machine type and seed)
-    assert set(conv.iloc[:, -1]) <= {"yes", "no"} and (conv["curve judged"] == "training").all()
+    assert set(conv.iloc[:, -1]) <= {"yes", "no"} and set(conv["trained"]) <= {"here", "read back"}
+    base = conv.index.str.startswith("DCASE baseline /")
+    assert base.any() and (conv.loc[base, "curve judged"] == "validation").all()  # its own validation split
+    assert (conv.loc[~base, "curve judged"] == "training").all()  # a GAN keeps none
     glue = res.glue()
     assert glue["gan_convergence_text"].startswith(("All ", f"{int(conv.iloc[:, -1].eq('yes').sum())} of "))
     assert "until its validation loss" in glue["gan_training_rule"]  # the smoke profile converges too

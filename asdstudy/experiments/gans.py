@@ -305,22 +305,27 @@ def loss_history(res: pd.DataFrame, finals: dict, kinds) -> pd.DataFrame:
         if kind not in kinds:
             continue
         for q in pts:
-            h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss")]
+            h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss") & (res["part"] != "validation")]
             parts.append(h[["part", "epoch", "loss"]].assign(panel=f"{NAMES[kind]}, {m}", unit=f"seed {q['seed']}"))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["panel", "unit", "part", "epoch", "loss"])
 
 
 def convergence(res: pd.DataFrame, finals: dict) -> pd.DataFrame:
-    """Each final model (every seed) against the convergence rule, judged on its summed training
-    loss (the sum of its parts' losses per epoch: a GAN has no validation split)."""
+    """Each final model (every seed) against the convergence rule: a GAN on its summed training
+    loss (the sum of its parts' losses per epoch: it has no validation split), the baseline on
+    its validation loss; "read back" where the model came from the model store."""
     from ..training import History
 
     models = []
     for (kind, m), pts in finals.items():
         for q in pts:
             h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss")]
-            curve = h.groupby("epoch")["loss"].sum().sort_index().tolist()
-            models.append((f"{NAMES[kind]} / {m} / seed {q['seed']}", History(train=curve)))
+            val = h[h["part"] == "validation"]
+            curve = h[h["part"] != "validation"].groupby("epoch")["loss"].sum().sort_index().tolist()
+            stored = "stored" in h and h["stored"].fillna(False).astype(bool).any()
+            models.append((f"{NAMES[kind]} / {m} / seed {q['seed']}",
+                           History(train=curve, val=val.sort_values("epoch")["loss"].tolist(),
+                                   stored="model store" if stored else "")))
     return P.convergence_table(models)
 
 

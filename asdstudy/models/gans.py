@@ -526,7 +526,11 @@ def sweep_point(point: dict) -> list[dict]:
     rows = [{"row": "score", "path": p, "unit": u, "label": int(lab), "score": float(s), "score_recon": float(r)}
             for p, u, lab, s, r in zip(test["path"], test["id"], test["label"], both["own"], both["reconstruction"])]
     h = det.history_
-    curves = h.parts or {"reconstruction": h.train}
+    curves = dict(h.parts or {"reconstruction": h.train})
+    if h.val:  # the baseline's validation curve: the one its convergence is judged on
+        curves["validation"] = h.val
+    stored = bool(h.stored)  # read back from the model store rather than trained in this point
     for part, losses in curves.items():
-        rows += [{"row": "loss", "part": part, "epoch": i + 1, "loss": float(v)} for i, v in enumerate(losses)]
+        rows += [{"row": "loss", "part": part, "epoch": i + 1, "loss": float(v), "stored": stored}
+                 for i, v in enumerate(losses)]
     return rows
