@@ -139,3 +139,22 @@ def test_every_chapter_builds_the_same_baseline_so_it_is_stored_once(tiny_synth)
     assert len({store.model_key(d, paths) for d in built}) == 1
     assert store.model_key(XA.makers(XA.Params(baseline_epochs=8, converge=True))["DCASE baseline"](0), paths) != \
         store.model_key(built[0], paths)
+
+
+def test_a_sweep_point_can_switch_the_store_off_so_a_benchmark_times_training(tiny_synth, fresh_store, monkeypatch):
+    from asdstudy.models.gans import sweep_point
+
+    monkeypatch.delenv(store.ENV_SWITCH, raising=False)
+    q = {"root": str(tiny_synth), "kind": "ganomaly", "machine": "slider", "epochs": 1, "batch_size": 256,
+         "train_stride": 16, "seed": 0}
+
+    def stored(rows):
+        return {r["stored"] for r in rows if r["row"] == "loss"}
+
+    assert stored(sweep_point(q)) == {False}  # trained and stored
+    assert stored(sweep_point(q)) == {True}  # read back
+    assert stored(sweep_point({**q, "model_store": False})) == {False}  # timed: trained again
+    assert store.enabled()  # the switch is restored after the point
+    with store.switched(False):
+        assert not store.enabled()
+    assert store.enabled()

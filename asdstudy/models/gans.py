@@ -503,6 +503,7 @@ def sweep_point(point: dict) -> list[dict]:
     """
     from ..datasets import clip_table
     from .autoencoders import AutoencoderDetector, dcase_baseline
+    from .store import enabled
 
     table = clip_table(point["root"], layout="dcase2020", machines=[point["machine"]])
     if point.get("ids"):
@@ -518,7 +519,12 @@ def sweep_point(point: dict) -> list[dict]:
                                                  converge=bool(cfg.get("converge", False))))
     else:
         det = GANDetector(GANConfig(kind=point["kind"], jobs=1, **cfg))
-    det.fit(train)
+    # a point may switch the model store off (``model_store: False``): a benchmark that times
+    # training must train, not read back what an earlier engine or run trained
+    from .store import switched
+
+    with switched(bool(point.get("model_store", True)) and enabled()):
+        det.fit(train)
     if point["kind"] == "baseline":  # the baseline's score is its reconstruction error either way
         both = pd.DataFrame({r: det.score(test) for r in SCORE_RULES})
     else:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,6 +34,21 @@ TRAINING_CODE = ("asdstudy.training", "asdstudy.models.base", "asdstudy.models.f
 
 def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@contextmanager
+def switched(on: bool):
+    """Within the block the store is on or off (``ASDSTUDY_MODEL_STORE``), as the caller says;
+    the setting before it is restored after. A benchmark that times training switches it off."""
+    before = os.environ.get(ENV_SWITCH)
+    os.environ[ENV_SWITCH] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_SWITCH, None)
+        else:
+            os.environ[ENV_SWITCH] = before
 
 
 def store_dir() -> Path:
