@@ -149,12 +149,11 @@ def is_unchanged(chapter: str, params: dict) -> bool:
     and result CSV are byte for byte the ones the record names (a torn or foreign write of
     either makes the chapter run again)."""
     profile = params.get("profile", BOOK_PROFILE)
-    state = _state_path(chapter, profile)
     nb = executed_dir(profile) / f"{chapter}.ipynb"
-    if not state.exists() or not nb.exists():
+    record = last_record(chapter, profile)
+    if record is None or not nb.exists():
         return False
     try:
-        record = json.loads(state.read_text())
         old = record["fingerprint"]
         outputs = record["outputs"]
     except Exception:
@@ -268,7 +267,7 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def tree_rss(self) -> int:
+    def tree_memory(self) -> int:
         import psutil
 
         try:
@@ -292,7 +291,7 @@ class PeakMemory:
 
     def _watch(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.tree_rss())
+            self.peak = max(self.peak, self.tree_memory())
             self._stop.wait(self.interval)
 
     def __enter__(self):

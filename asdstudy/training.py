@@ -54,8 +54,6 @@ def flatness(losses, window: float = FLAT_WINDOW, tolerance: float = FLAT_TOLERA
     >>> flatness([1.0, 0.5, 0.3, 0.2, 0.15])[0]
     False
     """
-    import math
-
     x = np.asarray([v for v in losses], dtype=float)
     if len(x) < 2 or not np.isfinite(x).all():
         return False, float("nan")

@@ -188,4 +188,4 @@ def test_peak_memory_sums_a_process_and_its_children():
         proc.wait()
     assert watch.peak > 120_000_000  # both processes' 60 MB counted together
     time.sleep(0.2)
-    assert PeakMemory(proc.pid).tree_rss() == 0  # a finished process holds nothing
+    assert PeakMemory(proc.pid).tree_memory() == 0  # a finished process holds nothing

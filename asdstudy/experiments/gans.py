@@ -140,9 +140,9 @@ def architectures() -> pd.DataFrame:
 
 def plan_text(p: Params) -> str:
     stride = int(p.base.get("train_stride", 1))
-    budget = (f" Every model trains {P.epochs_text(int(p.base.get('epochs', 10)), p.converge)}"
-              + (f", each epoch on a fresh random 1 in {stride} of the frame vectors (every vector is drawn over the "
-                 "epochs; the paper trains on all of them every epoch)" if stride > 1 else "") + ".")
+    budget = (f" Every model trains {P.epochs_text(int(p.base.get('epochs', 10)), p.converge, stride, 'frame vectors')}"
+              + (" (every vector is drawn over the epochs; the paper trains on all of them every epoch)"
+                 if stride > 1 else "") + ".")
     if p.settings == "paper":
         return "the published per-machine settings (Tables 4 and 5), no search." + budget
     return (f"a reduced grid of {grid_size(p.grid)} points per model and machine type ("
@@ -358,10 +358,8 @@ def discussion(p: Params, data, overall: pd.DataFrame, choice: pd.DataFrame, opt
                conv: pd.DataFrame | None = None) -> str:
     wa = overall[(overall["scheme"] == "weighted") & (overall["metric"] == "auc")].set_index("method")
     parts = [f"{m} {P.fmt_ci(wa.loc[m, 'value'], wa.loc[m, 'ci_low'], wa.loc[m, 'ci_high'])}" for m in order]
-    budget = P.epochs_text(int(p.base.get("epochs", 10)), p.converge) + ", " + ", ".join(
-        f"{k} {p.base[k]}" for k in ("batch_size",) if k in p.base)
-    if int(p.base.get("train_stride", 1)) > 1:
-        budget += f", each epoch a fresh 1 in {p.base['train_stride']} of the frame vectors"
+    budget = P.epochs_text(int(p.base.get("epochs", 10)), p.converge, int(p.base.get("train_stride", 1)),
+                           "frame vectors") + "".join(f", {k} {p.base[k]}" for k in ("batch_size",) if k in p.base)
     text = (f"On {data.dataset} ({p.profile} profile; budget: {budget}; the baseline "
             f"{P.epochs_text(p.baseline_epochs, p.converge)}; "
             f"scores: {SCORE_RULES[p.score_rule]}) the test-size-weighted mean AUCs are: " + "; ".join(parts) + ". ")

@@ -692,10 +692,12 @@ def with_ci(frame: pd.DataFrame, metrics, low: str = "{}_low", high: str = "{}_h
     return out
 
 
-def epochs_text(epochs: int, converge: bool) -> str:
-    """A training budget in words: "at most 20 epochs, stopping when flat" or "20 epochs"."""
+def epochs_text(epochs: int, converge: bool, stride: int = 1, of: str = "") -> str:
+    """A training budget in words: "at most 20 epochs, stopping when flat" or "20 epochs", and with
+    ``stride`` > 1 ", each epoch a fresh 1 in 16 of the <of>" (``fit(epoch_fraction=1/stride)``)."""
     unit = "epoch" if epochs == 1 else "epochs"
-    return f"at most {epochs} {unit}, stopping when flat" if converge else f"{epochs} {unit}"
+    text = f"at most {epochs} {unit}, stopping when flat" if converge else f"{epochs} {unit}"
+    return text + (f", each epoch a fresh 1 in {stride} of the {of}" if stride > 1 else "")
 
 
 def phases_text(phases: pd.DataFrame | None) -> str:

@@ -275,7 +275,7 @@ def result_rows(p: Params, data, cmp: P.Comparison, pooled, as_paper, scale: pd.
 def discussion(p: Params, data, first, means, thr) -> str:
     m = means[means["metric"] == "auc"].set_index("method").value
     above, below, n = P.ci_separation(first, LSTM, GRU)
-    text = (f"On {data.dataset} ({p.profile} profile, {P.epochs_text(p.epochs, p.converge)}, each epoch a fresh 1 in {p.train_stride} of the training windows) the LSTM "
+    text = (f"On {data.dataset} ({p.profile} profile, {P.epochs_text(p.epochs, p.converge, p.train_stride, 'training windows')}) the LSTM "
             f"predictor's mean AUC over ids is {m[LSTM]:.3f}, the GRU autoencoder's {m[GRU]:.3f} and the DCASE baseline "
             f"AE's {m['DCASE baseline']:.3f}. The LSTM's CI lies wholly above the GRU's on {above} of {n} ids and wholly "
             f"below on {below}; " + ("the paper's ranking (LSTM above GRU) holds in the means here. " if m[LSTM] > m[GRU]

@@ -503,7 +503,7 @@ def sweep_point(point: dict) -> list[dict]:
     """
     from ..datasets import clip_table
     from .autoencoders import AutoencoderDetector, dcase_baseline
-    from .store import enabled
+    from .store import enabled, switched
 
     table = clip_table(point["root"], layout="dcase2020", machines=[point["machine"]])
     if point.get("ids"):
@@ -521,8 +521,6 @@ def sweep_point(point: dict) -> list[dict]:
         det = GANDetector(GANConfig(kind=point["kind"], jobs=1, **cfg))
     # a point may switch the model store off (``model_store: False``): a benchmark that times
     # training must train, not read back what an earlier engine or run trained
-    from .store import switched
-
     with switched(bool(point.get("model_store", True)) and enabled()):
         det.fit(train)
     if point["kind"] == "baseline":  # the baseline's score is its reconstruction error either way

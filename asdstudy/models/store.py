@@ -78,7 +78,7 @@ def model_key(det, paths: Sequence[str]) -> str:
 def _read(det, path: Path, extra: Sequence[str]) -> bool:
     import torch
 
-    from ..training import History
+    from ..training import History, pick_device
 
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -90,8 +90,6 @@ def _read(det, path: Path, extra: Sequence[str]) -> bool:
         warnings.warn(f"stored model {path} could not be read ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); training it again "
                       "and replacing the file.", stacklevel=3)
         return False
-    from ..training import pick_device
-
     det.model_ = model.to(pick_device(det.config.device)).eval()
     history.stored = str(path)
     det.history_ = history
