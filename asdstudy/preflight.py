@@ -236,6 +236,13 @@ def preflight(data_root: str | Path, chapters=CHAPTERS, max_clips: int = 4, jobs
     return plan_frame(checks, cache)
 
 
+def _significant(x: float, digits: int = 2) -> float:
+    """``x`` to ``digits`` significant figures: a plan of a few seconds must not read as 0.00 hours."""
+    import math
+
+    return 0.0 if x == 0 or not math.isfinite(x) else round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
 def plan_frame(checks: list[ChapterCheck], cache: Path) -> pd.DataFrame:
     """The per-chapter table, with warnings where the plan exceeds free disk or memory."""
     import torch
@@ -253,7 +260,7 @@ def plan_frame(checks: list[ChapterCheck], cache: Path) -> pd.DataFrame:
         rows.append({"chapter": c.chapter, "status": "passed" if c.passed else "FAILED", "error": c.error,
                      "seconds (cut run)": round(c.seconds, 1), "clips (cut / paper)": f"{c.clips_cut} / {c.clips_paper}",
                      "work ratio": round(c.work_paper / max(c.work_cut, 1e-9), 1),
-                     f"planned {device} hours": round(c.hours, 2) if c.passed else float("nan"),
+                     f"planned {device} hours": _significant(c.hours) if c.passed else float("nan"),
                      "peak host memory so far (GB)": round(c.peak_rss / 1e9, 2),
                      "feature cache, paper run (GB)": round(c.disk / 1e9, 2) if c.passed else float("nan"),
                      "warnings": "; ".join(warn)})

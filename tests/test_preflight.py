@@ -113,3 +113,12 @@ def test_cap_clips_keeps_every_group():
     c = cap_clips(t, 3, seed=0)
     assert c.groupby("id").size().tolist() == [3, 3] and c.path.is_unique
     assert cap_clips(t, 3, seed=0).equals(c)
+
+
+def test_plan_hours_keep_two_significant_figures():
+    """A chapter whose cut run takes a second plans a few thousandths of an hour, not 0.00."""
+    assert PF._significant(0.00423) == 0.0042
+    assert PF._significant(12.34) == 12.0
+    assert PF._significant(0.0) == 0.0
+    assert PF._significant(float("nan")) == 0.0
+    assert PF._significant(-0.0567) == -0.057
