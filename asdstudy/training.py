@@ -126,6 +126,7 @@ def fit(
     converge: bool = False,
     min_epochs: int = MIN_EPOCHS,
     epoch_fraction: float = 1.0,
+    monitor: Callable | None = None,
 ) -> History:
     """Train ``model`` on the rows of ``X`` with Adam.
 
@@ -156,6 +157,10 @@ def fit(
             training examples (1: all of them every epoch). Unlike a fixed stride, which trains
             on the same subset every epoch, every example is drawn over the epochs; an epoch
             then costs this fraction of a full pass.
+        monitor: ``monitor(model, batch) -> scalar tensor``: the quantity the validation curve
+            tracks instead of the training loss (needs ``val_fraction > 0``). An adversarial
+            model's summed losses can sit level from the first epoch while its reconstruction
+            still improves; the convergence rule and ``patience`` then judge this curve.
 
     Returns:
         :class:`History` of the losses.
@@ -169,6 +174,8 @@ def fit(
         raise ASDStudyError(f"epoch_fraction is {epoch_fraction}; it must lie in (0, 1] (1: every example every epoch).")
     if patience is not None and val_fraction <= 0:
         raise ASDStudyError("early stopping (patience) needs a validation split: set val_fraction > 0.")
+    if monitor is not None and val_fraction <= 0:
+        raise ASDStudyError("a monitored validation curve (monitor) needs a validation split: set val_fraction > 0.")
     dev = pick_device(device)
     if not hasattr(X, "__getitem__") or isinstance(X, np.ndarray) or not hasattr(X, "__len__"):
         X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
@@ -181,12 +188,14 @@ def fit(
     n_val = int(round(val_fraction * len(X)))
     val_idx, tr_idx = perm[:n_val], perm[n_val:]
     model.to(dev)
+    # foreach: the multi-tensor Adam; the same numbers as the per-parameter loop, fewer small
+    # kernels per step (a small dense model at batch 128 steps about 40 % faster on a CPU)
     if parts:
-        opts = {name: torch.optim.Adam(params_fn(model), lr=lr, betas=betas, weight_decay=weight_decay)
+        opts = {name: torch.optim.Adam(params_fn(model), lr=lr, betas=betas, weight_decay=weight_decay, foreach=True)
                 for name, params_fn in parts.items()}
         steps = [(name, opt, lambda m, xb, name=name: loss_fn(m, xb, name)) for name, opt in opts.items()]
     else:
-        steps = [("loss", torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay),
+        steps = [("loss", torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay, foreach=True),
                   loss_fn)]
     hist = History(device=dev)
     best, best_state, waited = float("inf"), None, 0
@@ -220,7 +229,8 @@ def fit(
         if n_val:
             model.eval()
             with torch.no_grad():
-                vl = [sum(float(step_loss(model, X[val_idx[i:i + 4096]].to(dev))) for _, _, step_loss in steps)
+                judge = [monitor] if monitor is not None else [step_loss for _, _, step_loss in steps]
+                vl = [sum(float(f(model, X[val_idx[i:i + 4096]].to(dev))) for f in judge)
                       * min(4096, n_val - i) for i in range(0, n_val, 4096)]
             hist.val.append(sum(vl) / n_val)
             if hist.val[-1] < best:

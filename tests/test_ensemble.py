@@ -216,3 +216,19 @@ def test_catboost_keeps_the_papers_cpu_borders_on_a_gpu():
 
     for gpu in (False, True):
         assert make_model("CatBoost", gpu=gpu).get_params()["border_count"] == 254
+
+
+def test_best_f1_equals_the_per_threshold_loop_of_sklearn():
+    """best_f1 scores every threshold at once; it must pick what the paper's loop over
+    sklearn's f1_score picks (the first of equal maxima), strict and not."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(5)
+    grid = np.arange(0.2, 0.8, 0.01)
+    for _ in range(40):
+        y = rng.integers(0, 2, 60)
+        p = np.round(rng.random(60), 2)
+        for strict in (True, False):
+            f = [f1_score(y, (p > t) if strict else (p >= t), zero_division=0) for t in grid]
+            i = int(np.argmax(f))
+            assert B.best_f1(y, p, grid, strict) == (pytest.approx(f[i]), pytest.approx(float(grid[i])))

@@ -110,6 +110,8 @@ def test_config_checks():
         GANConfig(dropout=1.0)
     with pytest.raises(ASDStudyError, match="latent"):
         GANConfig(latent=0)
+    with pytest.raises(ASDStudyError, match="val_fraction"):
+        GANConfig(val_fraction=1.0)
 
 
 @pytest.mark.parametrize("cls", [EGBAD, GANomaly, SkipGANomaly])
@@ -171,6 +173,27 @@ def test_detector_on_tiny_data(tiny_synth):
     s = det.score(test)
     assert s.shape == (len(test),) and np.isfinite(s).all()
     assert set(det.history_.parts) == {"discriminator", "generator"}
+
+
+def test_a_held_out_share_makes_the_reconstruction_error_the_judged_curve(tiny_synth):
+    """With val_fraction the convergence rule judges |x - G(x)| on held-out frame vectors (the
+    anomaly score's quantity), not the adversarial losses; the floor is one pass over the data."""
+    from asdstudy.models.gans import reconstruction_error
+
+    t = clip_table(tiny_synth / "dcase2020", machines=["valve"])
+    det = GANDetector(GANConfig(kind="ganomaly", epochs=12, batch_size=256, train_stride=8, converge=True,
+                                min_epochs=2, val_fraction=0.2))
+    det.fit(t[t.split == "train"])
+    h = det.history_
+    assert len(h.val) == len(h.train) >= 8  # never before one pass: 8 epochs of a fresh 1/8
+    # the curve is a mean absolute error on inputs scaled to [-1, 1], not a sum of GAN losses
+    assert all(0 < v < 2 for v in h.val)
+    g = h.parts["generator"]
+    assert not np.allclose(h.val, np.add(g, h.parts["discriminator"]))
+    x = torch.zeros(4, 640)
+    det.model_.eval()
+    with torch.no_grad():
+        assert float(reconstruction_error(det.model_, x)) == pytest.approx(float(det.model_(x)[0].abs().mean()))
 
 
 # ----------------------------------------------------------------------------- grid and sweep

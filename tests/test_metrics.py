@@ -170,3 +170,22 @@ def test_bootstrap_over_repeats():
     assert f1.low <= f1.value <= f1.high
     with pytest.raises(M.MetricError, match="columns"):
         M.bootstrap_repeated(y, s[:10][None], "auc")
+
+
+def test_average_precision_hand_computed_and_as_sklearn():
+    from sklearn.metrics import average_precision_score
+
+    from asdstudy.metrics import average_precision
+
+    # ranks: 1 (pos), 2 (neg), 3 (pos): AP = 1/2 * 1 + 1/2 * 2/3
+    assert average_precision([1, 0, 1], [0.9, 0.8, 0.7]) == pytest.approx(0.5 + 1 / 3)
+    # a tie between a positive and a negative counts as one threshold: precision 1/2 at recall 1
+    assert average_precision([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    assert np.isnan(average_precision([0, 0], [0.1, 0.2]))
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(3, 80))
+        y = rng.integers(0, 2, n)
+        y[0] = 1
+        s = np.round(rng.random(n), 1)  # many ties
+        assert average_precision(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)

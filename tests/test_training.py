@@ -128,3 +128,32 @@ def test_epoch_fraction_draws_a_fresh_share_each_epoch_and_every_example_over_th
           progress=False)
     with pytest.raises(T.ASDStudyError, match="epoch_fraction is 0"):
         T.fit(model, lambda m, xb: (m(xb) ** 2).mean(), Spy(4), epochs=1, progress=False, epoch_fraction=0)
+
+
+def test_a_monitor_replaces_the_validation_loss_and_the_rule_judges_it():
+    """An adversarial model's summed losses can sit level while its reconstruction improves:
+    with ``monitor`` the validation curve (and so the convergence rule) tracks the monitored
+    quantity, not the training losses."""
+    torch.manual_seed(0)
+    X = torch.randn(400, 4)
+
+    def constant_loss(m, xb):  # level from the first epoch: the rule would stop at min_epochs
+        return 1.0 + 0 * m(xb).sum()
+
+    def recon_loss(m, xb):
+        return ((m(xb) - xb) ** 2).mean()
+
+    plain = fit(torch.nn.Linear(4, 4), constant_loss, X, epochs=40, lr=0.01, batch_size=50, val_fraction=0.2,
+                progress=False, converge=True)
+    assert plain.converged and len(plain.val) == T.MIN_EPOCHS and set(plain.val) == {1.0}
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.Linear(2, 4))  # a bottleneck: the error floors
+    judged = fit(model, lambda m, xb: constant_loss(m, xb) + recon_loss(m, xb), X, epochs=200, lr=0.01,
+                 batch_size=50, val_fraction=0.2, progress=False, converge=True, monitor=recon_loss)
+    # the validation curve is the reconstruction error itself: falling, then flat by the rule
+    assert judged.val[0] > 1.2 * judged.val[-1] and judged.converged and judged.flat()[0]
+    assert len(judged.val) > T.MIN_EPOCHS
+    with torch.no_grad():
+        final = float(recon_loss(model, X))
+    assert abs(judged.val[-1] - final) < 0.1 * final + 0.05
+    with pytest.raises(T.ASDStudyError, match="monitor.*val_fraction"):
+        fit(torch.nn.Linear(4, 4), recon_loss, X, epochs=1, progress=False, monitor=recon_loss)

@@ -543,7 +543,7 @@ def other_detectors(p: Params) -> dict:
         "LSTM predictor (paper 001)": lambda: SequenceDetector(SeqConfig(kind="lstm", epochs=e, train_stride=20, seed=s, jobs=j,
                                                                          converge=c)),
         "GANomaly (paper 003)": lambda: GANDetector(GANConfig(kind="ganomaly", epochs=e, batch_size=512, train_stride=4,
-                                                              lr=1e-3, seed=s, jobs=j, converge=c)),
+                                                              lr=1e-3, seed=s, jobs=j, converge=c, val_fraction=0.1)),
     }
 
 

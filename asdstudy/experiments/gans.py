@@ -115,7 +115,8 @@ class Result:
                 "gan_score_rule": SCORE_RULES[self.params.score_rule], "gan_sweep_minutes": self.sweep_seconds / 60,
                 "gan_chapter_minutes": self.seconds / 60, "gan_egbad_reading": egbad_reading(self.params),
                 "gan_training_rule": P.training_rule_text(self.params),
-                "gan_convergence_text": P.convergence_text(self.convergence)}
+                "gan_convergence_text": P.convergence_text(self.convergence),
+                "gan_judged_curve": judged_curve_text(self.params)}
 
     def selection_text(self) -> str:
         """The selection bias in one sentence, or why this run cannot measure it."""
@@ -305,15 +306,29 @@ def loss_history(res: pd.DataFrame, finals: dict, kinds) -> pd.DataFrame:
         if kind not in kinds:
             continue
         for q in pts:
-            h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss") & (res["part"] != "validation")]
+            h = res[(res["point_id"] == point_id(q)) & (res["row"] == "loss")]
             parts.append(h[["part", "epoch", "loss"]].assign(panel=f"{NAMES[kind]}, {m}", unit=f"seed {q['seed']}"))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["panel", "unit", "part", "epoch", "loss"])
 
 
+def judged_curve_text(p: Params) -> str:
+    """Which curve the convergence rule judges for this run's GANs, in one sentence."""
+    share = float(p.base.get("val_fraction", 0.0) or 0.0)
+    if share > 0:
+        return (f"Each GAN holds out {share:.0%} of its training frame vectors; its convergence is judged on the "
+                "reconstruction error |x - G(x)| on them (the dashed validation line; the quantity its anomaly score "
+                "measures), because its adversarial losses can sit level from the first epochs while it still learns. "
+                "It trains at least one pass over every frame vector.")
+    return ("No frame vectors are held out (val_fraction 0, as the paper trains), so each GAN is judged on its summed "
+            "training losses, which an adversarial game can hold level while the generator still learns: a 'flat' "
+            "verdict here is weak evidence of convergence.")
+
+
 def convergence(res: pd.DataFrame, finals: dict) -> pd.DataFrame:
-    """Each final model (every seed) against the convergence rule: a GAN on its summed training
-    loss (the sum of its parts' losses per epoch: it has no validation split), the baseline on
-    its validation loss; "read back" where the model came from the model store."""
+    """Each final model (every seed) against the convergence rule, on its validation curve: a
+    GAN's reconstruction error on its held-out frame vectors (``val_fraction``; without one, its
+    summed training losses), the baseline's validation loss; "read back" where the model came
+    from the model store."""
     from ..training import History
 
     models = []

@@ -152,16 +152,15 @@ class BoostingPipeline:
 def best_f1(y, proba, thresholds=np.arange(0.2, 0.8, 0.01), strict: bool = True) -> tuple[float, float]:
     """(best F1, its threshold) over a grid; ``strict`` uses ``proba > t`` (the paper's weight
     step), otherwise ``proba >= t`` (its threshold step). Ties keep the first threshold."""
-    from sklearn.metrics import f1_score
+    from ..metrics import decision_rows
 
     y = np.asarray(y, int)
     p = np.asarray(proba, float)
-    best, best_t = -1.0, float(thresholds[0])
-    for t in thresholds:
-        f = f1_score(y, (p > t) if strict else (p >= t), zero_division=0)
-        if f > best:
-            best, best_t = f, float(t)
-    return float(best), best_t
+    t = np.asarray(thresholds, float)
+    D = (p[None, :] > t[:, None]) if strict else (p[None, :] >= t[:, None])
+    f1 = decision_rows("f1_anomaly", np.broadcast_to(y.astype(bool), D.shape), D)  # F1 of every threshold at once
+    i = int(np.argmax(f1))  # the first of equal maxima
+    return float(f1[i]), float(t[i])
 
 
 def ensemble_weights(probas: dict[str, np.ndarray], y) -> dict[str, float]:
@@ -372,13 +371,11 @@ def metrics_table(y, proba: dict, decision: dict, n_boot: int = 1000, seed: int 
 
 
 def _bootstrap_ap(y, P, n_boot, seed):
-    from sklearn.metrics import average_precision_score
-
-    from ..metrics import Interval, _boot_index
+    from ..metrics import Interval, _boot_index, average_precision
 
     idx = _boot_index(y, n_boot, seed)
-    full = np.mean([average_precision_score(y, p) for p in P])
-    boot = np.array([np.mean([average_precision_score(y[i], p[i]) for p in P]) for i in idx])
+    full = np.mean([average_precision(y, p) for p in P])
+    boot = np.array([np.mean([average_precision(y[i], p[i]) for p in P]) for i in idx])
     return Interval(float(full), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
 
 

@@ -276,6 +276,13 @@ def gan_loss(model: _GAN, x, part: str, w: LossWeights = LossWeights()):
     raise ASDStudyError(f"gan_loss does not know {type(model).__name__}.")
 
 
+def reconstruction_error(model: _GAN, x) -> torch.Tensor:
+    """Mean |x - G(x)| over a batch: the quantity paper 003's anomaly score measures, and the
+    validation curve a GAN's convergence is judged on (its adversarial losses need not fall)."""
+    x_hat = model(x)[0] if isinstance(model, (EGBAD, GANomaly)) else model(x)
+    return (x - x_hat).abs().mean()
+
+
 @torch.no_grad()
 def anomaly_scores(model: _GAN, x, alpha: float = 0.9, rule: str = "own") -> torch.Tensor:
     """Per-example anomaly score, (B,): each model's own scoring rule (``rule="own"``) or paper
@@ -327,10 +334,15 @@ class GANConfig:
     #: each epoch trains on a fresh random 1/train_stride of the frame vectors, so that every
     #: vector is drawn over the epochs (1 = all of them every epoch, as the paper)
     train_stride: int = 1
-    #: stop once the summed training loss is flat (:func:`asdstudy.training.flatness`) after
-    #: ``min_epochs``; ``epochs`` is then the cap
+    #: stop once the loss curve is flat (:func:`asdstudy.training.flatness`) after ``min_epochs``
+    #: and at least one pass over every frame vector; ``epochs`` is then the cap
     converge: bool = False
     min_epochs: int = MIN_EPOCHS
+    #: hold out this share of the training frame vectors: the validation curve is then the
+    #: generator's reconstruction error |x - G(x)| on them (the paper's anomaly score), which
+    #: the convergence rule judges. Without it the rule judges the summed adversarial losses,
+    #: which can sit level from the first epochs while the reconstruction still improves.
+    val_fraction: float = 0.0
     seed: int = 0
     jobs: int = 1
     device: str | None = None
@@ -343,6 +355,8 @@ class GANConfig:
                 raise ASDStudyError(f"GANConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         if not 0 <= self.dropout < 1:
             raise ASDStudyError(f"GANConfig.dropout must be in [0, 1), got {self.dropout!r}.")
+        if not 0 <= self.val_fraction < 1:
+            raise ASDStudyError(f"GANConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}.")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -387,8 +401,10 @@ class GANDetector(SpectrogramDetector):
             self.history_: History = fit(
                 self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
                 batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
-                progress=False, desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
-                epoch_fraction=1.0 / c.train_stride,
+                progress=False, desc=self.name, converge=c.converge,
+                # at least min_epochs, and at least one pass over every frame vector
+                min_epochs=max(c.min_epochs, c.train_stride), epoch_fraction=1.0 / c.train_stride,
+                val_fraction=c.val_fraction, monitor=reconstruction_error if c.val_fraction > 0 else None,
                 parts={"discriminator": lambda m: m.discriminator_parameters(),
                        "generator": lambda m: m.generator_parameters()})
 
