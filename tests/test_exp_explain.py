@@ -30,6 +30,17 @@ def test_explanation_accuracy_beside_chance(res):
     assert (e.ci_low <= e["explanation accuracy"]).all() and (e["explanation accuracy"] <= e.ci_high).all()
 
 
+def test_an_explanation_counts_only_for_a_detector_above_chance(res):
+    """The stated rule: explanation accuracy is evidence only where the detector's mean AUC has
+    its CI above 0.5; the mark follows the CI, and the discussion states the rule."""
+    e = res.expl
+    assert (e["detector AUC low"] <= e["detector mean AUC"]).all() and (e["detector mean AUC"] <= e["detector AUC high"]).all()
+    above = e["detector AUC low"] > 0.5
+    assert (e.loc[above, "detector above chance"] == "yes").all()
+    assert e.loc[~above, "detector above chance"].str.startswith("no").all()
+    assert X.EXPLAIN_RULE in res.discussion and res.glue()["xp_explain_rule"] == X.EXPLAIN_RULE
+
+
 def test_sweep_covers_every_cutoff_once(res):
     s = res.sweep_rows
     assert set(zip(s.kind, s.cutoff)) == {("none", 0)} | {(k, c) for k in ("lowpass", "highpass") for c in res.params.cutoffs}

@@ -118,7 +118,7 @@ class Result:
                 "xp_training_rule": P.training_rule_text(p, table=False),
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
                 "xp_fig4_unit": self.figure_units["fig4"], "xp_sweep_resumed": self.resumed_text(),
-                "xp_detectors_note": self.detectors_note, "xp_slime_reading": slime_reading(p), "xp_fig5_unit": self.figure_units["fig5"],
+                "xp_detectors_note": self.detectors_note, "xp_explain_rule": EXPLAIN_RULE, "xp_slime_reading": slime_reading(p), "xp_fig5_unit": self.figure_units["fig5"],
                 "xp_sweep_reference": ("Table 1's model (the sweep trains at its budget)" if reuses_table1_model(p)
                                        else f"an unfiltered AST trained at the sweep's budget ({p.sweep_epochs} epochs, "
                                             f"Table 1's has {p.epochs}), so every comparison is like for like")}
@@ -573,6 +573,23 @@ def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "
     return fitted, pd.concat(scored, ignore_index=True), pd.DataFrame(rows)
 
 
+#: The rule for scoring an explanation: SLIME explains a detector's decision, so it can point at
+#: the fault only where the decision tracks the fault. An explanation accuracy counts as evidence
+#: only for a detector whose mean AUC over the explained units has its 95 % CI above 0.5.
+EXPLAIN_RULE = ("An explanation can be right only where the detector's decision tracks the fault: the chapter scores "
+                "explanation accuracy as evidence only for a detector whose mean AUC over the explained sections and "
+                "domains has its 95 % CI above 0.5; for a detector at chance SLIME explains noise, and its row is "
+                "shown but marked.")
+
+
+def detector_auc_ci(scores: pd.DataFrame, p: Params) -> dict:
+    """Mean AUC over (machine, section, domain) units of one detector's test scores, with its CI."""
+    m = P.mean_over_units(scores.assign(method="d"), by=("method",), unit=["machine", "section", "domain"],
+                          metrics=("auc",), n_boot=p.n_boot, seed=p.seed)
+    r = m.iloc[0]
+    return {"detector mean AUC": float(r.value), "detector AUC low": float(r.ci_low), "detector AUC high": float(r.ci_high)}
+
+
 def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per detector: the share of explained anomalous clips whose top SLIME band overlaps the
     injected band (a clip whose occlusions never changed the decision counts as wrong), with a
@@ -598,8 +615,10 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
         rows[name] = {"explanation accuracy": ci.value, "ci_low": ci.low, "ci_high": ci.high, "chance": g["chance"].mean(),
                       "top band wrong": float((g["explained"] & ~g["hit"]).mean()),
                       "no occlusion flips the decision": float((~g["explained"].astype(bool)).mean()),
-                      "explained clips": g["explained"].mean(), "clips": len(g), "detector mean AUC": det_auc.get(name)}
+                      "explained clips": g["explained"].mean(), "clips": len(g), **det_auc.get(name, {})}
     expl = pd.DataFrame(rows).T.astype(float).sort_values("explanation accuracy", ascending=False)
+    if "detector AUC low" in expl:
+        expl["detector above chance"] = np.where(expl["detector AUC low"] > 0.5, "yes", "no: at chance, not evidence")
     return expl, acc.pivot_table(index="detector", columns="machine", values="hit", aggfunc="mean")
 
 
@@ -652,6 +671,14 @@ def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
                      "insensitive" for n in expl.index)
                  + ". A heatmap that is bright in the high bands is therefore evidence about the detector, not necessarily "
                  "about where the fault is. ")
+        if "detector above chance" in expl:
+            able = [n for n in expl.index if expl.loc[n, "detector above chance"] == "yes"]
+            text += (EXPLAIN_RULE + " " + (
+                f"By that rule the evidence here is {', '.join(able)}; " if able else
+                "By that rule no detector here qualifies (every one is at chance on these clips at this budget), so "
+                "none of the accuracies above is evidence about SLIME; ")
+                + (f"{len(expl) - len(able)} of {len(expl)} detectors are at chance. " if len(able) < len(expl) else
+                   "every detector qualifies. "))
     if data.dataset != "dcase2021-dev":
         text += "The paper's numbers are on DCASE 2021 with a pretrained AST; the scoreboard marks them not comparable here."
     return text
@@ -720,8 +747,8 @@ def run(p: Params, progress: bool = True) -> Result:
         det_scores[name] = scored
         if is_synthetic:
             all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
-    det_auc = {name: u.groupby("machine").auc.mean().mean() for name, u in det_units.items()}
-    det_auc[NAME[kind0]] = units[kind0].groupby("machine").auc.mean().mean()
+    det_auc = {name: detector_auc_ci(det_scores[name], p) for name in det_units}
+    det_auc[NAME[kind0]] = detector_auc_ci(test_scores[kind0], p)
     expl, expl_m = explanation_accuracy(all_slime, det_auc, p.n_boot, p.seed) if is_synthetic else (pd.DataFrame(), pd.DataFrame())
     baseline = section_domain_means(det_scores[BASELINE], p)
     w = result_rows(p, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0)
