@@ -146,7 +146,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "default": {"machines": ["fan", "slider", "valve"], "n_train": 0, "n_test": 0, "inputs": ["mel", "stft"],
                     "ast_weights": "auto", "epochs": 8, "lr": 1e-3, "batch_size": 16,
                     "small": {"hidden": 96, "layers": 2, "heads": 4}, "k": 1, "knn_metric": "cosine",
-                    "cutoffs": [1600, 4000, 6400], "sweep_epochs": 5, "n_bands": 8, "n_masks": 64,
+                    "cutoffs": [2000, 5000], "sweep_epochs": 5, "n_bands": 8, "n_masks": 64,
                     "slime_clips": 6, "detector_epochs": 20,
                   "fig4": {"section": "00", "domain": "source"},
                   "fig5": {"machine": "gearbox", "section": "01", "domain": "source"}},

@@ -120,8 +120,12 @@ def test_every_final_model_is_judged_by_the_convergence_rule(res):
     assert set(conv.iloc[:, -1]) <= {"yes", "no"} and set(conv["trained"]) <= {"here", "read back"}
     base = conv.index.str.startswith("DCASE baseline /")
     assert base.any() and (conv.loc[base, "curve judged"] == "validation").all()  # its own validation split
-    assert (conv.loc[~base, "curve judged"] == "training").all()  # a GAN keeps none
+    # a GAN holds out val_fraction of its frame vectors: judged on its reconstruction error there
+    assert res.params.base["val_fraction"] > 0 and (conv.loc[~base, "curve judged"] == "validation").all()
     glue = res.glue()
+    assert "reconstruction error" in glue["gan_judged_curve"] and "10%" in glue["gan_judged_curve"]
+    h = res.history
+    assert set(h["part"]) == {"discriminator", "generator", "validation"}  # the judged curve is drawn
     assert glue["gan_convergence_text"].startswith(("All ", f"{int(conv.iloc[:, -1].eq('yes').sum())} of "))
     assert "until its validation loss" in glue["gan_training_rule"]  # the smoke profile converges too
     assert "stopping when flat" in res.discussion and "stopping when flat" in res.plan

@@ -161,8 +161,10 @@ def test_default_profile_makes_the_dcase2021_variant_at_the_size_explain_reads()
     assert c[("00", "source", "train", 0)] == 40 and c[("00", "target", "train", 0)] == sizes.n_target_train
     assert c[("01", "target", "test", 0)] == 20 and c[("01", "target", "test", 1)] == 20
     d = Counter((s.unit, s.split, s.label) for s in plan("dcase2020", "fan", sizes.of("dcase2020"), 0))
-    assert d[("00", "train", 0)] == 200 and d[("00", "test", 1)] == 50  # the twin itself keeps its size
+    assert d[("00", "train", 0)] == 100 and d[("00", "test", 1)] == 50  # the twin's own size
     assert sizes.of("labelled") is sizes
+    lab = Counter(s.split for s in plan("labelled", "fan", sizes.of("labelled"), 0))
+    assert lab["train"] + lab["test"] == sizes.n_labelled == 200
 
 
 def test_a_set_of_the_profile_is_regenerated_when_the_profiles_sizes_change(tmp_path, monkeypatch):

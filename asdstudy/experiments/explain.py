@@ -51,7 +51,7 @@ class Params(P.ChapterParams):
     small: dict = field(default_factory=lambda: {"hidden": 96, "layers": 2, "heads": 4})
     k: int = 1
     knn_metric: str = "cosine"
-    cutoffs: list = field(default_factory=lambda: [1600, 4000, 6400])
+    cutoffs: list = field(default_factory=lambda: [2000, 5000])
     sweep_epochs: int = 5
     n_bands: int = 8
     n_masks: int = 64

@@ -49,7 +49,7 @@ class Params(P.ChapterParams):
     settings: str = "grid"
     grid: dict = field(default_factory=lambda: {"lr": [2e-4, 1e-3]})
     base: dict = field(default_factory=lambda: {"epochs": 30, "batch_size": 512, "train_stride": 16, "latent": 8,
-                                                "n_hidden": 3, "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1})
+                                                "n_hidden": 3, "lr": 2e-4, "w_adv": 1, "w_con": 50, "w_enc": 1, "val_fraction": 0.1})
     baseline_epochs: int = 40
     seeds: list = field(default_factory=lambda: [0, 1])
     cal_fraction: float = 0.5
