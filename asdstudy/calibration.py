@@ -69,7 +69,7 @@ def baseline_on_twin(table: pd.DataFrame, epochs: int, seed: int = 0, n_boot: in
     if table.empty:
         raise ASDStudyError("the calibration needs a DCASE 2020-layout clip table; this one is empty.")
     run = run_methods(baseline_makers(epochs, seed, jobs, converge), table, seeds=(seed,), n_boot=n_boot, holdout_fraction=0.0,
-                      progress=progress, units={"DCASE baseline": "machine"}, thresholded=[])
+                      progress=progress, units={"DCASE baseline": "machine"}, thresholded=[], n_jobs=jobs)
     means = P.mean_over_units(run["scores"], by=("method", "machine"), metrics=("auc", "pauc_mcclish"),
                               n_boot=n_boot, seed=seed)
     history = {m: det.history_ for (_, m, _), det in run["detectors"].items()}

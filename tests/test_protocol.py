@@ -162,6 +162,27 @@ def test_run_methods_trains_one_model_per_machine_type_when_declared(smoke_root)
         run_methods({"a": Counting}, data.table, units={"b": "machine"}, progress=False)
 
 
+def test_run_methods_in_parallel_gives_the_numbers_of_one_process(smoke_root):
+    """n_jobs fits models in worker processes; they come back in job order, and a seeded
+    autoencoder gives the same scores as when trained in this process."""
+    from asdstudy.models.autoencoders import AEConfig, AutoencoderDetector
+    from asdstudy.models.base import run_methods
+    from asdstudy.models.store import switched
+
+    data = P.load_data(P.ChapterParams.from_profile("data", "smoke", data_root=str(smoke_root)), ["slider"])
+
+    def make(seed):
+        return AutoencoderDetector(AEConfig(kind="ae", n_mels=64, epochs=2, batch_size=64, seed=seed))
+
+    with switched(False):  # train both times, never read back
+        one = run_methods({"ae": make}, data.table, seeds=(0, 1), n_boot=20, progress=False)
+        two = run_methods({"ae": make}, data.table, seeds=(0, 1), n_boot=20, progress=False, n_jobs=2)
+    cols = ["method", "machine", "unit", "seed", "auc"]
+    pd.testing.assert_frame_equal(one["metrics"][cols], two["metrics"][cols])
+    np.testing.assert_allclose(one["scores"]["score"], two["scores"]["score"], rtol=1e-5)
+    assert set(two["detectors"]) == set(one["detectors"]) and all(len(d.history_.train) == 2 for d in two["detectors"].values())
+
+
 def test_additional_training_ids_train_the_per_machine_models_only(smoke_root):
     """A unit with training clips and no test clips (DCASE 2020's additional-training ids):
     its clips join the per-machine-type models, no per-unit model is trained for it, it is

@@ -317,7 +317,7 @@ def run(p: Params, progress: bool = True) -> Result:
     data = P.load_data(p, [p.machine], ids=p.ids)
     mk = makers(p)
     cmp = P.compare_methods(mk, data, p.seeds, n_boot=p.n_boot, progress=progress, units=training_units(p, mk),
-                            thresholded=[m for m in mk if m.startswith("Dense AE")])
+                            thresholded=[m for m in mk if m.startswith("Dense AE")], n_jobs=p.jobs)
     units, test = cmp.units, data.test
     vae_tab, vae_text = vae_score_choice(cmp.detectors, test, p.machine, units, data.dataset)
     ae = cmp.s0[cmp.s0["method"] == "Dense AE"]

@@ -564,7 +564,7 @@ class ComparisonResult:
 
 
 def compare_methods(makers: dict, data: ChapterData, seeds, n_boot: int = 1000, progress: bool = True,
-                    units: dict | None = None, thresholded=None) -> Comparison:
+                    units: dict | None = None, thresholded=None, n_jobs: int = 1) -> Comparison:
     """Train every method once per training unit and seed, on the same clips.
 
     Each method declares its training unit in ``units`` (``"machine"``: one model per machine
@@ -579,7 +579,7 @@ def compare_methods(makers: dict, data: ChapterData, seeds, n_boot: int = 1000, 
     seeds = list(seeds)
     t0 = time.time()
     out = run_methods(makers, data.table, seeds=seeds, n_boot=n_boot, progress=progress, units=units,
-                      thresholded=thresholded)
+                      thresholded=thresholded, n_jobs=n_jobs)
     seconds = time.time() - t0
     s0 = out["scores"][out["scores"]["seed"] == seeds[0]]
     means = mean_over_units(s0, by=("method", "machine"), n_boot=n_boot, seed=seeds[0])

@@ -300,7 +300,7 @@ def run(p: Params, progress: bool = True) -> Result:
     n_frames = clip_logmels(data.table["path"].iloc[:1].tolist(), LogMelParams(n_mels=p.n_mels), progress=False)[0].shape[0]
     arch, per_clip = architectures(p, n_frames)
     cmp = P.compare_methods(makers(p), data, p.seeds, n_boot=p.n_boot, progress=progress, units=UNITS,
-                            thresholded=[LSTM, GRU])
+                            thresholded=[LSTM, GRU], n_jobs=p.jobs)
     s0, h0, units = cmp.s0, cmp.h0, cmp.units
     specs, titles, curves = error_over_time(cmp.detectors, data, p, units[0])
     thr = thresholds(s0, h0, p.cal_fraction, p.seed)

@@ -114,9 +114,22 @@ def check_training_units(makers: dict, units: dict | None) -> dict:
     return units
 
 
+def _fit_one(make, seed: int, train: pd.DataFrame, threads: int | None = 1):
+    """One model of :func:`run_methods`: made, fitted and timed (in a worker: on ``threads``
+    torch threads). Returns (detector, fit seconds)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    det = make(seed)
+    t0 = time.perf_counter()
+    det.fit(train)
+    return det, time.perf_counter() - t0
+
+
 def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 1000,
                 holdout_fraction: float = 0.1, progress: bool = True, units: dict | None = None,
-                thresholded=None) -> dict:
+                thresholded=None, n_jobs: int = 1) -> dict:
     """Run several detectors per training unit and seed, the way every chapter compares methods.
 
     For each (machine, unit): a seeded ``holdout_fraction`` of the training normals is held out
@@ -140,6 +153,10 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
             evaluated nowhere, and is named in a warning and in ``training_only``.
         thresholded: the methods whose decisions need a threshold from held-out normals (None:
             all); held-out clips are scored only for these.
+        n_jobs: fit this many models at once, each in its own process with one torch thread
+            (small dense models gain little from a second thread, much from a second model);
+            the fitted detectors come back in job order, so the results do not depend on which
+            finished first. 1: one after the other in this process.
 
     Returns:
         dict with ``metrics`` (one row per method, machine, unit, seed, with ``training_unit``),
@@ -192,18 +209,25 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
             else:
                 jobs += [(name, seed, f"{m}/{u}", [(m, u)]) for m, u in parts]
     metrics, scores, holdout, detectors = [], [], [], {}
-    bar = tqdm(total=len(jobs), desc="fits", disable=not progress)
-    for name, seed, model, keys in jobs:
-        det = makers[name](seed)
-        hold = name in thresholded
-        t0 = time.perf_counter()
+
+    def training_set(name, keys):
         # the methods that keep every training normal train on them in the table's order, so the
         # same method on the same clips is the same model in every chapter (asdstudy.models.store)
-        fit_on = [parts[k][0] if hold else parts[k][3] for k in keys]
+        fit_on = [parts[k][0] if name in thresholded else parts[k][3] for k in keys]
         if units[name] == "machine":
             fit_on += [t for (m, _), t in sorted(extra.items()) if m == keys[0][0]]
-        det.fit(pd.concat(fit_on))
-        fit_s = time.perf_counter() - t0
+        return pd.concat(fit_on)
+
+    bar = tqdm(total=len(jobs), desc="fits", disable=not progress)
+    if n_jobs > 1 and len(jobs) > 1:
+        from joblib import Parallel, delayed
+
+        fitted = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
+            delayed(_fit_one)(makers[name], seed, training_set(name, keys)) for name, seed, _, keys in jobs)
+    else:
+        fitted = (_fit_one(makers[name], seed, training_set(name, keys), threads=None) for name, seed, _, keys in jobs)
+    for (name, seed, model, keys), (det, fit_s) in zip(jobs, fitted):
+        hold = name in thresholded
         for machine, unit in keys:
             _, held, test, _ = parts[(machine, unit)]
             t1 = time.perf_counter()
