@@ -84,6 +84,10 @@ def test_figures_draw(res):
     s0 = res.scores[(res.scores.seed == res.params.seeds[0]) & res.scores.method.isin(list(X.PAPER_RULES))]
     assert is_figure(plots.loss_curves(res.history, ncols=2))
     assert len(res.convergence) == res.history.groupby(["method", "unit"]).ngroups
+    # converging, each model holds out a tenth of its windows and is judged on that curve, drawn
+    assert set(res.history.part) == {"train", "validation"} and set(res.convergence["curve judged"]) == {"validation"}
+    # at least one pass over the windows (train_stride epochs), unless the cap is lower
+    assert (res.convergence["epochs run"] >= min(res.params.train_stride, res.params.epochs)).all()
     assert is_figure(plots.roc_panels(s0, curve="model", points=res.roc_points))
     assert is_figure(plots.spectrogram_with_curves(res.error_specs, res.error_curves, res.error_titles))
     assert res.throughput["windows per second"].gt(0).all()

@@ -547,25 +547,36 @@ def other_detectors(p: Params) -> dict:
     }
 
 
-def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "section"):
+def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "section", n_jobs: int = 1):
     """Fit one detector per (machine, section) on its training clips, or (``unit="machine"``)
     one per machine type on all its sections' training clips (the DCASE 2021 baseline's
     recipe); scores and AUC per section and domain. Only sections with test clips are scored.
+    ``n_jobs`` models are fitted at once (:func:`asdstudy.models.base.run_methods`'s workers).
     Returns ({(machine, section): the detector that scored it}, scores, AUC rows)."""
+    from ..models.base import _fit_one
+
     if unit not in ("section", "machine"):
         raise P.ASDStudyError(f"training unit {unit!r}: use 'section' or 'machine'.")
     fitted, scored, rows = {}, [], []
-    per_machine = {}
-    for (m, sec), tr in train.groupby(["machine", "section"]):
+    scored_units = [(m, sec) for (m, sec), _ in train.groupby(["machine", "section"])
+                    if ((test["machine"] == m) & (test["section"] == sec)).any()]
+    # one training set per model: per section, or per machine type (shared by its sections)
+    sets = {}
+    for m, sec in scored_units:
+        key = m if unit == "machine" else (m, sec)
+        if key not in sets:
+            sets[key] = train[train["machine"] == m] if unit == "machine" else \
+                train[(train["machine"] == m) & (train["section"] == sec)]
+    if n_jobs > 1 and len(sets) > 1:
+        from joblib import Parallel, delayed
+
+        models = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_fit_one)(lambda _s: make(), 0, t) for t in sets.values())
+    else:
+        models = [_fit_one(lambda _s: make(), 0, t, threads=None) for t in sets.values()]
+    models = {key: det for key, (det, _) in zip(sets, models)}
+    for m, sec in scored_units:
         te = test[(test["machine"] == m) & (test["section"] == sec)]
-        if te.empty:
-            continue
-        if unit == "machine":
-            if m not in per_machine:
-                per_machine[m] = make().fit(train[train["machine"] == m])
-            det = fitted[(m, sec)] = per_machine[m]
-        else:
-            det = fitted[(m, sec)] = make().fit(tr)
+        det = fitted[(m, sec)] = models[m if unit == "machine" else (m, sec)]
         sc = te.assign(score=det.score(te))
         scored.append(sc)
         rows += [{"machine": m, "section": sec, "domain": dom, "auc": M.auc(g["label"], g["score"])}
@@ -743,7 +754,7 @@ def run(p: Params, progress: bool = True) -> Result:
         others = {BASELINE: others[BASELINE]}
     det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
     for name, make in others.items():
-        fitted, scored, det_units[name] = fit_per_section(make, train, test, DETECTOR_UNITS[name])
+        fitted, scored, det_units[name] = fit_per_section(make, train, test, DETECTOR_UNITS[name], n_jobs=p.jobs)
         det_scores[name] = scored
         if is_synthetic:
             all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)

@@ -129,7 +129,10 @@ def makers(p: Params) -> dict:
         return SequenceDetector(SeqConfig(kind=kind, n_mels=p.n_mels, window=p.window, hidden=p.hidden, epochs=p.epochs,
                                           batch_size=p.batch_lstm if kind == "lstm" else p.batch_gru, lr=p.lr,
                                           train_stride=p.train_stride, normalise=p.normalise, seed=s, jobs=p.jobs,
-                                          converge=p.converge))
+                                          converge=p.converge,
+                                          # converging: judged on a held-out tenth of the windows, not on the
+                                          # training loss of each epoch's fresh share (noisy from epoch to epoch)
+                                          val_fraction=0.1 if p.converge else 0.0))
 
     return {LSTM: lambda s: seq("lstm", s), GRU: lambda s: seq("gru", s),
             "DCASE baseline": lambda s: AutoencoderDetector(dcase_baseline(p.ae_epochs, s, p.jobs, p.converge))}
@@ -138,8 +141,9 @@ def makers(p: Params) -> dict:
 def history_frame(detectors: dict) -> pd.DataFrame:
     rows = []
     for method, _, unit, det in P.distinct_models(detectors, (LSTM, GRU)):
-        rows += [{"method": method, "unit": unit, "part": "train", "epoch": i + 1, "loss": v}
-                 for i, v in enumerate(det.history_.train)]
+        rows += [{"method": method, "unit": unit, "part": part, "epoch": i + 1, "loss": v}
+                 for part, curve in (("train", det.history_.train), ("validation", det.history_.val))
+                 for i, v in enumerate(curve)]
     return pd.DataFrame(rows)
 
 

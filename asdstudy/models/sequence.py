@@ -158,7 +158,8 @@ class SeqConfig:
     jobs: int = 1
     device: str | None = None
     #: stop once the validation curve (the training curve without a split) is flat by
-    #: :func:`asdstudy.training.flatness`, after at least ``min_epochs``; ``epochs`` is the cap
+    #: :func:`asdstudy.training.flatness`, after at least ``min_epochs`` and at least one pass
+    #: over every window (``train_stride`` epochs); ``epochs`` is the cap
     converge: bool = False
     min_epochs: int = MIN_EPOCHS
 
@@ -225,7 +226,9 @@ class SequenceDetector(SpectrogramDetector):
             loss = next_frame_loss if c.kind == "lstm" else reconstruction_loss
             self.history_: History = fit(self.model_, loss, ws, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                                          val_fraction=c.val_fraction, seed=c.seed, device=c.device, progress=False,
-                                         desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
+                                         desc=self.name, converge=c.converge,
+                                         # at least min_epochs, and at least one pass over every window
+                                         min_epochs=max(c.min_epochs, c.train_stride),
                                          epoch_fraction=1.0 / c.train_stride)
 
         stored_fit(self, table["path"].tolist(), train, extra=("offset_", "scale_"))
