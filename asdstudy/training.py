@@ -153,8 +153,8 @@ def fit(
             ``loss_fn(model, batch, part)`` (so the generator's loss sees the discriminator just
             updated). ``History.parts`` keeps each part's loss curve; ``History.train`` their sum.
         converge: stop as soon as the validation curve (the training curve without a validation
-            split) is flat by :func:`flatness`, after at least ``min_epochs`` epochs; ``epochs``
-            is then the cap. ``History.converged`` says whether the rule stopped it.
+            split) is flat by :func:`flatness`, after at least ``min_epochs`` epochs and at least
+            one pass over every example (``1 / epoch_fraction`` epochs); ``epochs`` is then the cap. ``History.converged`` says whether the rule stopped it.
         epoch_fraction: each epoch trains on a fresh, seeded random share of this size of the
             training examples (1: all of them every epoch). Unlike a fixed stride, which trains
             on the same subset every epoch, every example is drawn over the epochs; an epoch
@@ -200,6 +200,7 @@ def fit(
         steps = [("loss", torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay, foreach=True),
                   loss_fn)]
     hist = History(device=dev)
+    floor = max(min_epochs, math.ceil(1 / epoch_fraction - 1e-9))  # min_epochs, and one pass over every example
     best, best_state, waited = float("inf"), None, 0
     t0 = time.time()
     bar = tqdm(range(epochs), desc=desc, disable=not progress, unit="epoch")
@@ -245,7 +246,7 @@ def fit(
         if patience is not None and waited >= patience:
             hist.stopped_early = True
             break
-        if converge and epoch + 1 >= min_epochs and hist.flat()[0]:
+        if converge and epoch + 1 >= floor and hist.flat()[0]:
             hist.converged = True
             break
     if best_state is not None and patience is not None:

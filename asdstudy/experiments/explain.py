@@ -551,9 +551,9 @@ def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "
     """Fit one detector per (machine, section) on its training clips, or (``unit="machine"``)
     one per machine type on all its sections' training clips (the DCASE 2021 baseline's
     recipe); scores and AUC per section and domain. Only sections with test clips are scored.
-    ``n_jobs`` models are fitted at once (:func:`asdstudy.models.base.run_methods`'s workers).
+    ``n_jobs`` models are fitted at once (:func:`asdstudy.models.base.fit_many`).
     Returns ({(machine, section): the detector that scored it}, scores, AUC rows)."""
-    from ..models.base import _fit_one
+    from ..models.base import fit_many
 
     if unit not in ("section", "machine"):
         raise P.ASDStudyError(f"training unit {unit!r}: use 'section' or 'machine'.")
@@ -567,13 +567,8 @@ def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "
         if key not in sets:
             sets[key] = train[train["machine"] == m] if unit == "machine" else \
                 train[(train["machine"] == m) & (train["section"] == sec)]
-    if n_jobs > 1 and len(sets) > 1:
-        from joblib import Parallel, delayed
-
-        models = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_fit_one)(lambda _s: make(), 0, t) for t in sets.values())
-    else:
-        models = [_fit_one(lambda _s: make(), 0, t, threads=None) for t in sets.values()]
-    models = {key: det for key, (det, _) in zip(sets, models)}
+    fitted_sets = fit_many(((lambda _s: make(), 0, t) for t in sets.values()), n_jobs)
+    models = {key: det for key, (det, _) in zip(sets, fitted_sets)}
     for m, sec in scored_units:
         te = test[(test["machine"] == m) & (test["section"] == sec)]
         det = fitted[(m, sec)] = models[m if unit == "machine" else (m, sec)]

@@ -127,6 +127,19 @@ def _fit_one(make, seed: int, train: pd.DataFrame, threads: int | None = 1):
     return det, time.perf_counter() - t0
 
 
+def fit_many(tasks, n_jobs: int = 1) -> list:
+    """Fit ``(make, seed, train)`` tasks, ``n_jobs`` at a time in worker processes (one torch
+    thread each), else one after the other here. Returns [(detector, fit seconds)] in task
+    order, so results never depend on which finished first (an iterator when parallel)."""
+    tasks = list(tasks)
+    if n_jobs > 1 and len(tasks) > 1:
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
+            delayed(_fit_one)(make, seed, train) for make, seed, train in tasks)
+    return (_fit_one(make, seed, train, threads=None) for make, seed, train in tasks)
+
+
 def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 1000,
                 holdout_fraction: float = 0.1, progress: bool = True, units: dict | None = None,
                 thresholded=None, n_jobs: int = 1) -> dict:
@@ -219,13 +232,7 @@ def run_methods(makers: dict, table: pd.DataFrame, seeds=(0,), n_boot: int = 100
         return pd.concat(fit_on)
 
     bar = tqdm(total=len(jobs), desc="fits", disable=not progress)
-    if n_jobs > 1 and len(jobs) > 1:
-        from joblib import Parallel, delayed
-
-        fitted = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-            delayed(_fit_one)(makers[name], seed, training_set(name, keys)) for name, seed, _, keys in jobs)
-    else:
-        fitted = (_fit_one(makers[name], seed, training_set(name, keys), threads=None) for name, seed, _, keys in jobs)
+    fitted = fit_many(((makers[name], seed, training_set(name, keys)) for name, seed, _, keys in jobs), n_jobs)
     for (name, seed, model, keys), (det, fit_s) in zip(jobs, fitted):
         hold = name in thresholded
         for machine, unit in keys:

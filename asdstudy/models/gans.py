@@ -402,8 +402,7 @@ class GANDetector(SpectrogramDetector):
                 self.model_, lambda m, xb, part: gan_loss(m, xb, part, w), X, epochs=c.epochs,
                 batch_size=c.batch_size, lr=c.lr, betas=(c.beta1, 0.999), seed=c.seed, device=c.device,
                 progress=False, desc=self.name, converge=c.converge,
-                # at least min_epochs, and at least one pass over every frame vector
-                min_epochs=max(c.min_epochs, c.train_stride), epoch_fraction=1.0 / c.train_stride,
+                min_epochs=c.min_epochs, epoch_fraction=1.0 / c.train_stride,
                 val_fraction=c.val_fraction, monitor=reconstruction_error if c.val_fraction > 0 else None,
                 parts={"discriminator": lambda m: m.discriminator_parameters(),
                        "generator": lambda m: m.generator_parameters()})

@@ -226,9 +226,7 @@ class SequenceDetector(SpectrogramDetector):
             loss = next_frame_loss if c.kind == "lstm" else reconstruction_loss
             self.history_: History = fit(self.model_, loss, ws, epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
                                          val_fraction=c.val_fraction, seed=c.seed, device=c.device, progress=False,
-                                         desc=self.name, converge=c.converge,
-                                         # at least min_epochs, and at least one pass over every window
-                                         min_epochs=max(c.min_epochs, c.train_stride),
+                                         desc=self.name, converge=c.converge, min_epochs=c.min_epochs,
                                          epoch_fraction=1.0 / c.train_stride)
 
         stored_fit(self, table["path"].tolist(), train, extra=("offset_", "scale_"))
