@@ -81,7 +81,18 @@ def test_other_detectors_train_as_their_papers(res, smoke_root):
     assert len(fits) == machines and len({id(d) for d in fitted.values()}) == machines
     fits.clear()
     X.fit_per_section(Count, train, test, "section")
-    assert len(fits) == train.groupby(["machine", "section"]).ngroups
+    sections = train.groupby(["machine", "section"]).ngroups
+    assert len(fits) == sections
+    # several detectors in one pool: each keeps its own unit and its own models
+    fits.clear()
+    out = X.fit_detectors({"a": Count, "b": Count}, {"a": "machine", "b": "section"}, train, test)
+    assert len(fits) == machines + sections
+    assert len({id(d) for d in out["a"][0].values()}) == machines
+    assert len({id(d) for d in out["b"][0].values()}) == sections
+    assert not {id(d) for d in out["a"][0].values()} & {id(d) for d in out["b"][0].values()}
+    assert out["a"][1]["score"].tolist() == out["b"][1]["score"].tolist()  # same clips scored, same order
+    with pytest.raises(X.P.ASDStudyError, match="training unit 'clip' of b"):
+        X.fit_detectors({"a": Count, "b": Count}, {"a": "machine", "b": "clip"}, train, test)
 
 
 def test_sweep_reuses_table1_model_only_at_the_same_budget(smoke_root):

@@ -553,30 +553,44 @@ def fit_per_section(make, train: pd.DataFrame, test: pd.DataFrame, unit: str = "
     recipe); scores and AUC per section and domain. Only sections with test clips are scored.
     ``n_jobs`` models are fitted at once (:func:`asdstudy.models.base.fit_many`).
     Returns ({(machine, section): the detector that scored it}, scores, AUC rows)."""
+    return fit_detectors({"": make}, {"": unit}, train, test, n_jobs)[""]
+
+
+def fit_detectors(makers: dict, units: dict, train: pd.DataFrame, test: pd.DataFrame, n_jobs: int = 1) -> dict:
+    """:func:`fit_per_section` for several detectors at once: every model of every detector goes
+    to one pool of ``n_jobs`` workers, so no worker idles while the last model of one detector
+    trains (results in task order, as from one process). ``makers``: {name: callable() -> a new
+    detector}; ``units``: {name: "section" or "machine"}. Returns {name: (fitted, scores, AUC rows)}."""
     from ..models.base import fit_many
 
-    if unit not in ("section", "machine"):
-        raise P.ASDStudyError(f"training unit {unit!r}: use 'section' or 'machine'.")
-    fitted, scored, rows = {}, [], []
+    for name in makers:
+        if units.get(name) not in ("section", "machine"):
+            raise P.ASDStudyError(f"training unit {units.get(name)!r} of {name or 'the detector'}: use 'section' or "
+                                  "'machine'.")
     scored_units = [(m, sec) for (m, sec), _ in train.groupby(["machine", "section"])
                     if ((test["machine"] == m) & (test["section"] == sec)).any()]
     # one training set per model: per section, or per machine type (shared by its sections)
     sets = {}
-    for m, sec in scored_units:
-        key = m if unit == "machine" else (m, sec)
-        if key not in sets:
-            sets[key] = train[train["machine"] == m] if unit == "machine" else \
-                train[(train["machine"] == m) & (train["section"] == sec)]
-    fitted_sets = fit_many(((lambda _s: make(), 0, t) for t in sets.values()), n_jobs)
+    for name in makers:
+        for m, sec in scored_units:
+            key = (name, m) if units[name] == "machine" else (name, m, sec)
+            if key not in sets:
+                sets[key] = train[train["machine"] == m] if units[name] == "machine" else \
+                    train[(train["machine"] == m) & (train["section"] == sec)]
+    fitted_sets = fit_many(((lambda _s, make=makers[key[0]]: make(), 0, t) for key, t in sets.items()), n_jobs)
     models = {key: det for key, (det, _) in zip(sets, fitted_sets)}
-    for m, sec in scored_units:
-        te = test[(test["machine"] == m) & (test["section"] == sec)]
-        det = fitted[(m, sec)] = models[m if unit == "machine" else (m, sec)]
-        sc = te.assign(score=det.score(te))
-        scored.append(sc)
-        rows += [{"machine": m, "section": sec, "domain": dom, "auc": M.auc(g["label"], g["score"])}
-                 for dom, g in sc.groupby("domain")]
-    return fitted, pd.concat(scored, ignore_index=True), pd.DataFrame(rows)
+    out = {}
+    for name in makers:
+        fitted, scored, rows = {}, [], []
+        for m, sec in scored_units:
+            te = test[(test["machine"] == m) & (test["section"] == sec)]
+            det = fitted[(m, sec)] = models[(name, m) if units[name] == "machine" else (name, m, sec)]
+            sc = te.assign(score=det.score(te))
+            scored.append(sc)
+            rows += [{"machine": m, "section": sec, "domain": dom, "auc": M.auc(g["label"], g["score"])}
+                     for dom, g in sc.groupby("domain")]
+        out[name] = (fitted, pd.concat(scored, ignore_index=True), pd.DataFrame(rows))
+    return out
 
 
 #: The rule for scoring an explanation: SLIME explains a detector's decision, so it can point at
@@ -748,8 +762,9 @@ def run(p: Params, progress: bool = True) -> Result:
     if not is_synthetic:
         others = {BASELINE: others[BASELINE]}
     det_units, det_scores, all_slime = {}, {}, {NAME[kind0]: ast_slime}
-    for name, make in others.items():
-        fitted, scored, det_units[name] = fit_per_section(make, train, test, DETECTOR_UNITS[name], n_jobs=p.jobs)
+    fits = fit_detectors(others, DETECTOR_UNITS, train, test, n_jobs=p.jobs)
+    for name in others:
+        fitted, scored, det_units[name] = fits[name]
         det_scores[name] = scored
         if is_synthetic:
             all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
