@@ -157,3 +157,33 @@ def test_the_discussion_reads_convergence_not_a_budget_guess(res):
     assert "had trained until their loss was flat" not in c
     assert "saw 1.0 to 1.5 passes" in c and "at most 0.31 of a pass" in c
     assert "rule out that the gap is one of training time" in c
+
+
+def test_the_budget_probe_retrains_the_weakest_type_on_every_frame_vector(res):
+    pr = res.probe
+    assert list(pr["model"]) == ["GANomaly", "Skip-GANomaly"] and pr["machine"].nunique() == 1
+    m = pr["machine"].iloc[0]
+    gan = res.by_machine[(res.by_machine.method == "GANomaly") & (res.by_machine.metric == "auc")]
+    assert m == gan.loc[gan["value"].idxmin(), "machine"]  # GANomaly's weakest machine type
+    assert (pr["passes (every vector every epoch)"] == 2).all()  # smoke: probe_epochs 2, every vector each epoch
+    assert (pr["passes (chapter budget)"] == 1 / 16).all()  # smoke: 1 epoch of a 1 in 16 share
+    for v, lo, hi in [("AUC (every vector every epoch)", "probe low", "probe high"), ("AUC (chapter budget)", "low", "high")]:
+        assert ((pr[lo] <= pr[v]) & (pr[v] <= pr[hi])).all()
+    assert res.probe_text.startswith(f"The budget probe retrains the GANs on {m}")
+    assert res.probe_text in res.discussion and res.glue()["gan_probe_text"] == res.probe_text
+    assert "passes" in res.probe_text and "DCASE baseline scores" in res.probe_text
+
+
+def test_no_probe_when_switched_off_or_already_every_vector(res):
+    finals = {(k, m): [{"kind": k, "machine": m, "seed": 0, "train_stride": 16}] for k in ("ganomaly", "skip")
+              for m in res.params.machine_list}
+    off = dataclasses.replace(res.params, probe_epochs=0)
+    every = dataclasses.replace(res.params, base={**res.params.base, "train_stride": 1})
+    assert X.probe_points(off, res.by_machine, finals) == ("", [])
+    assert X.probe_points(every, res.by_machine, finals) == ("", [])
+    m, pts = X.probe_points(res.params, res.by_machine, finals)
+    assert [q["train_stride"] for q in pts] == [1, 1] and [q["epochs"] for q in pts] == [2, 2]
+    capped = dataclasses.replace(res.params, epoch_cap=1)
+    assert [q["epochs"] for q in X.probe_points(capped, res.by_machine, finals)[1]] == [1, 1]
+    with pytest.raises(X.P.ASDStudyError, match="probe_epochs"):
+        dataclasses.replace(res.params, probe_epochs=-1).validate()

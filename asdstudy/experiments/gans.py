@@ -21,6 +21,7 @@ mean over ids and over types carries a bootstrap CI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,12 @@ class Params(P.ChapterParams):
     #: EGBAD's settings over ``base``: the paper gives no setting for EGBAD beyond the common
     #: ones; the paper profile reads its batch size as 512 (see :func:`egbad_reading`)
     egbad: dict = field(default_factory=dict)
+    #: the budget probe (:func:`budget_probe`): GANomaly and Skip-GANomaly retrained on the machine
+    #: type where GANomaly scores lowest with every frame vector in every epoch (train_stride 1),
+    #: until flat, at most this many epochs; 0: no probe (the paper profile trains that way already)
+    probe_epochs: int = 0
+
+    ZERO_SWITCHES_OFF: ClassVar[tuple] = ("probe_epochs",)
 
     def validate(self):
         super().validate()
@@ -71,6 +78,8 @@ class Params(P.ChapterParams):
             raise P.ASDStudyError(f"parameter 'kinds' has {bad}; use some of {list(GAN_NAMES)}.")
         if not self.seeds:
             raise P.ASDStudyError("parameter 'seeds' is empty; give at least one training seed, e.g. [0].")
+        if int(self.probe_epochs) < 0:
+            raise P.ASDStudyError(f"parameter 'probe_epochs' is {self.probe_epochs}; use 0 (no probe) or more epochs.")
         if int(self.base.get("epochs", 1)) < 1:
             raise P.ASDStudyError(f"parameter 'base' has epochs {self.base.get('epochs')}; it must be at least 1.")
 
@@ -108,6 +117,8 @@ class Result:
     sweep_seconds: float
     seconds: float
     n_points: int
+    probe: pd.DataFrame = field(default_factory=pd.DataFrame)  # the budget probe's table (empty: none run)
+    probe_text: str = ""
 
     def glue(self) -> dict:
         return {"gan_paper_grid_size": grid_size(PAPER_GRID), "gan_plan": self.plan,
@@ -116,7 +127,8 @@ class Result:
                 "gan_chapter_minutes": self.seconds / 60, "gan_egbad_reading": egbad_reading(self.params),
                 "gan_training_rule": P.training_rule_text(self.params),
                 "gan_convergence_text": P.convergence_text(self.convergence),
-                "gan_judged_curve": judged_curve_text(self.params)}
+                "gan_judged_curve": judged_curve_text(self.params),
+                "gan_probe_text": self.probe_text or "No budget probe ran (probe_epochs 0)."}
 
     def selection_text(self) -> str:
         """The selection bias in one sentence, or why this run cannot measure it."""
@@ -369,6 +381,70 @@ def result_rows(p: Params, data, first, by_machine, overall, n_test, pooled=None
     return w
 
 
+PROBED = ("ganomaly", "skip")
+
+
+def probe_points(p: Params, by_machine: pd.DataFrame, finals: dict) -> tuple[str, list[dict]]:
+    """The budget probe's machine type (where GANomaly's mean AUC over ids is lowest, seed 0) and
+    its points: GANomaly's and Skip-GANomaly's chosen settings (first seed) with every frame
+    vector in every epoch (``train_stride`` 1) and at most ``probe_epochs`` epochs, until flat."""
+    if not p.probe_epochs or int(p.base.get("train_stride", 1)) <= 1:
+        return "", []
+    auc = by_machine[(by_machine["method"] == NAMES["ganomaly"]) & (by_machine["metric"] == "auc")]
+    if not len(auc):
+        return "", []
+    machine = str(auc.loc[auc["value"].idxmin(), "machine"])
+    epochs = min(int(p.probe_epochs), int(p.epoch_cap)) if p.epoch_cap else int(p.probe_epochs)
+    pts = [{**finals[(kind, machine)][0], "train_stride": 1, "epochs": epochs}
+           for kind in PROBED if (kind, machine) in finals]
+    return machine, pts
+
+
+def budget_probe(p: Params, machine: str, pts: list[dict], res: pd.DataFrame, probe_res: pd.DataFrame,
+                 finals: dict, by_machine: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Each probed model at the chapter's budget and with every frame vector in every epoch, on
+    the same test clips: passes over the data, whether the rule found it flat, mean AUC over ids
+    with its CI; and the verdict in words (does more training lift it above chance?)."""
+    if not pts:
+        return pd.DataFrame(), ""
+    stride = int(p.base.get("train_stride", 1))
+    probe_res = with_rule(probe_res, p.score_rule)
+    conv_default = convergence(res, {(q["kind"], machine): [finals[(q["kind"], machine)][0]] for q in pts})
+    conv_probe = convergence(probe_res, {(q["kind"], machine): [q] for q in pts})
+    probe_auc = P.mean_over_units(final_scores(probe_res, {(q["kind"], machine): [q] for q in pts}),
+                                  by=("method", "machine"), metrics=("auc",), n_boot=p.n_boot, seed=p.seed)
+    flat_col = conv_probe.columns[-1]
+    rows = []
+    for q, (_, cd), (_, cp) in zip(pts, conv_default.iterrows(), conv_probe.iterrows()):
+        name = NAMES[q["kind"]]
+        d = by_machine[(by_machine["method"] == name) & (by_machine["machine"] == machine) & (by_machine["metric"] == "auc")].iloc[0]
+        e = probe_auc[probe_auc["method"] == name].iloc[0]
+        rows.append({"model": name, "machine": machine, "passes (chapter budget)": cd["epochs run"] / stride,
+                     "AUC (chapter budget)": d["value"], "low": d["ci_low"], "high": d["ci_high"],
+                     "passes (every vector every epoch)": float(cp["epochs run"]), "flat": cp[flat_col],
+                     "AUC (every vector every epoch)": e["value"], "probe low": e["ci_low"], "probe high": e["ci_high"]})
+    table = pd.DataFrame(rows)
+    base = by_machine[(by_machine["method"] == NAMES["baseline"]) & (by_machine["machine"] == machine)
+                      & (by_machine["metric"] == "auc")]
+    parts = []
+    for r in rows:
+        before = P.fmt_ci(r["AUC (chapter budget)"], r["low"], r["high"])
+        after = P.fmt_ci(r["AUC (every vector every epoch)"], r["probe low"], r["probe high"])
+        verdict = ("its CI now lies above chance, so at the chapter's budget its failure here is one of training time"
+                   if r["probe low"] > 0.5 and not r["low"] > 0.5 else
+                   "its CI still lies above chance" if r["probe low"] > 0.5 else
+                   "its CI still reaches chance, so on this machine type the failure is not one of training time alone")
+        parts.append(f"{r['model']} scores {after} after {r['passes (every vector every epoch)']:.0f} passes "
+                     f"({'flat' if r['flat'] == 'yes' else 'still improving'} by the rule) against {before} after "
+                     f"{r['passes (chapter budget)']:.1f} at the chapter's budget: {verdict}")
+    text = (f"The budget probe retrains the GANs on {machine}, where GANomaly scores lowest, with every frame vector in "
+            "every epoch until flat (the chosen settings, first seed, same test clips). " + "; ".join(parts) + ".")
+    if len(base):
+        b = base.iloc[0]
+        text += f" The DCASE baseline scores {P.fmt_ci(b['value'], b['ci_low'], b['ci_high'])} on {machine}."
+    return table, text
+
+
 def short_window_text(epochs_run: pd.Series, stride: int) -> str:
     """What a flat curve shows when each epoch is a fresh 1 in ``stride`` of the frame vectors: the
     rule's window (the last 20 % of epochs) then spans a fraction of one pass, over which the
@@ -470,11 +546,17 @@ def run(p: Params, progress: bool = True) -> Result:
     w.write()
     order = [NAMES[k] for k in ORDER if k == "baseline" or k in p.kinds]
     conv = convergence(res, finals)
+    probe_machine, probe_pts = probe_points(p, by_machine, finals)
+    probe_res = sweep.run(probe_pts, n_jobs=p.jobs, progress=progress, scheduler=p.scheduler or None) if probe_pts else None
+    probe, probe_text = budget_probe(p, probe_machine, probe_pts, res, probe_res, finals, by_machine) if probe_pts \
+        else (pd.DataFrame(), "")
     return Result(
         params=p, data=data, n_test=n_test, arch=architectures(), plan=plan_text(p), selection=sel, choice=choice,
         optimism=optimism, per_id=per_id, by_machine=by_machine, overall=overall, pooled=pooled, score_rules=rules,
         seed_means=seed_means,
         history=loss_history(res, finals, p.kinds), convergence=conv, seed_range=seed_range, rows=rows,
         board=P.chapter_board("003", rows, CHAPTER, exclude_methods=("GMADE",)),
-        discussion=discussion(p, data, overall, choice, optimism, order, conv), sweep_seconds=sweep_seconds,
-        seconds=timer.seconds(), n_points=len(search) + len(fixed) + len(extra))
+        discussion=discussion(p, data, overall, choice, optimism, order, conv) + (f" {probe_text}" if probe_text else ""),
+        sweep_seconds=sweep_seconds,
+        seconds=timer.seconds(), n_points=len(search) + len(fixed) + len(extra) + len(probe_pts),
+        probe=probe, probe_text=probe_text)
