@@ -61,6 +61,10 @@ def test_explanation_misses_are_split(res):
     e = res.expl
     total = e["explanation accuracy"] + e["top band wrong"] + e["no occlusion flips the decision"]
     assert total.round(9).eq(1).all()
+    # no flip, split by why: the two reasons add up to it
+    why = e[X.NO_FLIP_RAISED] + e[X.NO_FLIP_OTHER]
+    assert (why - e["no occlusion flips the decision"]).abs().max() < 1e-9
+    assert "what an occluded band holds" in res.glue()["xp_slime_reading"] and "minimum" in res.glue()["xp_slime_reading"]
 
 
 def test_other_detectors_train_as_their_papers(res, smoke_root):

@@ -72,6 +72,25 @@ def test_slime_finds_the_band_a_one_band_detector_uses():
     assert acc.hit.all() and np.allclose(acc.chance, 1 / 8)
     heat = S.median_heatmap(correct, pd.DataFrame({"condition": np.where(y == 1, "anomaly", "inlier")}))
     assert heat.shape == (2, 8) and list(heat.index) == ["anomaly", "inlier"]
+    # raised: the share of occluded versions scoring above the clip. Occluding the used band (to
+    # the clip's minimum) lowers this detector's score and no other band changes it
+    assert ex.raised.shape == (6,) and (ex.raised == 0).all()
+
+
+class SilenceIsAnomalous(OneBandDetector):
+    """Scores the distance from a learned level: occluding any band (to the clip's minimum) moves
+    the clip away from it, so every occlusion raises the score."""
+
+    def score_spectrograms(self, specs):
+        return np.array([float(np.abs(s).mean()) for s in specs])
+
+
+def test_raised_tells_a_detector_that_reads_occlusion_as_a_fault():
+    rng = np.random.default_rng(1)
+    specs = [rng.normal(size=(30, 128)) * 0.1 for _ in range(3)]
+    ex = S.explain(SilenceIsAnomalous(), specs, threshold=-1.0, n_bands=8, n_masks=50, seed=0)
+    assert (ex.flipped == 0).all()  # every version is "anomaly" (score above -1): no flip
+    assert (ex.raised == 1).all()   # and every occluded version scores higher than the clip
 
 
 def _tone(f, sr=16000, seconds=1.0):

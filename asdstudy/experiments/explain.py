@@ -133,9 +133,10 @@ class Result:
 
 
 def slime_reading(p: Params) -> str:
-    """Which test clips SLIME explains, said against the paper's choice."""
+    """Which test clips SLIME explains and what an occluded band holds, said against the paper."""
     paper = ("The paper runs SLIME on every test clip by section (about 8.4k clips with its 1,000 masks: 8.4 M "
-             "AST passes). ")
+             "AST passes). The paper does not say what an occluded band holds; here it is set to the clip's "
+             "minimum, silence in a log spectrogram. ")
     if not p.slime_clips:
         return paper + "This run explains every test clip too."
     return paper + (f"This run explains {p.slime_clips} test clips per machine, section and condition, split "
@@ -610,13 +611,20 @@ def detector_auc_ci(scores: pd.DataFrame, p: Params) -> dict:
     return {"detector mean AUC": float(r.value), "detector AUC low": float(r.ci_low), "detector AUC high": float(r.ci_high)}
 
 
+#: The two reasons no occlusion flips an anomaly's decision (columns of the explanation table).
+NO_FLIP_RAISED = "no flip: occlusion raised the score"
+NO_FLIP_OTHER = "no flip: occlusion did not raise it"
+
+
 def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per detector: the share of explained anomalous clips whose top SLIME band overlaps the
     injected band (a clip whose occlusions never changed the decision counts as wrong), with a
     bootstrap CI, its chance rate, and the two ways to miss kept apart: the top band is wrong
     (some occlusion flipped the decision, not the injected band's) or no occlusion flips the
-    decision at all (the detector is insensitive to every band, e.g. a clip far above the
-    threshold); the share of clips explained and the detector's mean AUC."""
+    decision at all -- split by why: most occluded versions scored *higher* than the clip
+    (silence where the model expects machine sound reads as a fault, so occlusion can only
+    make an anomaly look more anomalous), or not (the detector ignored the bands, e.g. a clip
+    far above the threshold); the share of clips explained and the detector's mean AUC."""
     parts = []
     for name, results in all_slime.items():
         for clips, ex in results:
@@ -625,7 +633,9 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
                 continue
             a = SL.explanation_accuracy(ex.importance[an], ex.bands, clips["band_lo"][an], clips["band_hi"][an])
             a["hit"] &= a["explained"]
-            parts.append(a.assign(detector=name, machine=clips["machine"][an].to_numpy(), flipped=ex.flipped[an]))
+            raised = ex.raised[an] if ex.raised is not None else np.full(int(an.sum()), np.nan)
+            parts.append(a.assign(detector=name, machine=clips["machine"][an].to_numpy(), flipped=ex.flipped[an],
+                                  raised=raised))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
     acc = pd.concat(parts, ignore_index=True)
@@ -635,6 +645,8 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
         rows[name] = {"explanation accuracy": ci.value, "ci_low": ci.low, "ci_high": ci.high, "chance": g["chance"].mean(),
                       "top band wrong": float((g["explained"] & ~g["hit"]).mean()),
                       "no occlusion flips the decision": float((~g["explained"].astype(bool)).mean()),
+                      NO_FLIP_RAISED: float((~g["explained"].astype(bool) & (g["raised"] > 0.5)).mean()),
+                      NO_FLIP_OTHER: float((~g["explained"].astype(bool) & ~(g["raised"] > 0.5)).mean()),
                       "explained clips": g["explained"].mean(), "clips": len(g), **det_auc.get(name, {})}
     expl = pd.DataFrame(rows).T.astype(float).sort_values("explanation accuracy", ascending=False)
     if "detector AUC low" in expl:
@@ -688,9 +700,16 @@ def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
                  + ", ".join(f"{expl.loc[n, 'explanation accuracy']:.0%} with {n}" for n in expl.index if n != top)
                  + ". Of the misses, " + ", ".join(
                      f"{n}: {expl.loc[n, 'top band wrong']:.0%} wrong band, {expl.loc[n, 'no occlusion flips the decision']:.0%} "
-                     "insensitive" for n in expl.index)
+                     f"no flip ({expl.loc[n, NO_FLIP_RAISED]:.0%} because occlusion raised the score)" for n in expl.index)
                  + ". A heatmap that is bright in the high bands is therefore evidence about the detector, not necessarily "
                  "about where the fault is. ")
+        raised = expl[NO_FLIP_RAISED].astype(float)
+        if len(raised) and raised.max() > 0:
+            text += (f"Where no occlusion flips the decision, it mostly raised the score ({raised.idxmax()}: "
+                     f"{raised.max():.0%} of anomalous clips): a band set to silence is itself unlike the normal sound "
+                     "these detectors learned, so occluding it makes an anomaly look more anomalous, never less -- a "
+                     "property of the occlusion the study reads into the paper (silence), which the paper does not "
+                     "specify. ")
         if "detector above chance" in expl:
             able = [n for n in expl.index if expl.loc[n, "detector above chance"] == "yes"]
             text += (EXPLAIN_RULE + " " + (

@@ -63,7 +63,7 @@ class Params(P.ChapterParams):
     #: the budget probe (:func:`budget_probe`): GANomaly and Skip-GANomaly retrained on the machine
     #: type where GANomaly scores lowest with every frame vector in every epoch (train_stride 1),
     #: until flat, at most this many epochs; 0: no probe (the paper profile trains that way already)
-    probe_epochs: int = 0
+    probe_epochs: int = 15
 
     ZERO_SWITCHES_OFF: ClassVar[tuple] = ("probe_epochs",)
 

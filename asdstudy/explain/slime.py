@@ -2,7 +2,8 @@
 
 For one clip: split the detector's input spectrogram into ``n_bands`` equal groups of frequency
 bins; draw ``n_masks`` random on/off patterns over the bands (the first is "all on"); occlude
-the "off" bands (set them to the clip's minimum, i.e. silence in a log spectrogram); score every
+the "off" bands (set them to the clip's minimum, i.e. silence in a log spectrogram: the paper does
+not say what an occluded band holds, so this is the study's reading); score every
 occluded version with the detector; turn scores into labels with the EER threshold (1 =
 anomaly); fit a linear surrogate on the patterns, weighted by their closeness to the
 un-occluded clip. The surrogate's coefficients are the bands' importances for the "anomaly"
@@ -116,12 +117,17 @@ class Explanation:
         flipped: (n_clips,) fraction of occluded versions whose label differs from the
             un-occluded clip's.
         bands: the bands in Hz (:func:`bands_hz`).
+        raised: (n_clips,) fraction of occluded versions scoring higher (more anomalous) than
+            the un-occluded clip: where no occlusion flips an anomaly's label, this tells a
+            detector that reads the occlusion itself as a fault (near 1) from one that ignores
+            the bands (near 0).
     """
 
     importance: np.ndarray
     fit: np.ndarray
     flipped: np.ndarray
     bands: pd.DataFrame
+    raised: np.ndarray | None = None
 
 
 def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: int = N_MASKS, seed: int = 0,
@@ -146,11 +152,12 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
     edges = band_edges(n_bins, n_bands)
     z = random_masks(n_masks, n_bands, seed)
     w = kernel_weights(z)
-    imp, fit, flipped = [], [], []
+    imp, fit, flipped, raised = [], [], [], []
     for spec in tqdm(specs, desc="SLIME", unit="clip", disable=not progress):
         scores = np.asarray(detector.score_spectrograms([occlude(spec, m, edges) for m in z]), float)
         labels = eer_labels(scores, threshold)
         flipped.append(float(np.mean(labels != labels[0])))
+        raised.append(float(np.mean(scores[1:] > scores[0])))  # z[0] keeps every band: the clip itself
         t = labels if target == "label" else (scores - scores.mean()) / (scores.std() or 1.0)
         if np.ptp(t) == 0:  # every version gets the same label: no band matters locally
             imp.append(np.zeros(n_bands)), fit.append(np.nan)
@@ -159,7 +166,7 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
         imp.append(c), fit.append(r2)
     bands = bands_hz(detector.input_params, n_bands) if hasattr(detector, "input_params") else \
         pd.DataFrame({"band": np.arange(n_bands)})
-    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands)
+    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands, np.asarray(raised))
 
 
 def towards_correct(importance: np.ndarray, y) -> np.ndarray:
