@@ -221,3 +221,14 @@ def test_the_chapter_says_what_its_sweep_trained_and_explained(res):
     # a finished chapter removes its stored sweep: only an interrupted run is ever resumed
     weights = X.ast_weights(res.params)[0]
     assert not X.sweep_store(res.params, res.table, weights, res.params.inputs[0]).exists()
+
+
+def test_the_no_flip_text_says_why_from_the_numbers():
+    import pandas as pd
+
+    e = pd.DataFrame({"no occlusion flips the decision": [0.6, 0.4, 0.0], X.NO_FLIP_RAISED: [0.5, 0.1, 0.0],
+                      X.NO_FLIP_OTHER: [0.1, 0.3, 0.0]}, index=["AE", "kNN", "clean"])
+    t = X.no_flip_text(e)
+    assert "scored higher than the clip for AE:" in t and "For kNN the occluded versions mostly did not" in t
+    assert "clean" not in t
+    assert X.no_flip_text(e.assign(**{"no occlusion flips the decision": 0.0})) == ""

@@ -681,6 +681,27 @@ def result_rows(p: Params, data, mean_ci, units, accuracy_ci, baseline, sweep_ro
     return w
 
 
+def no_flip_text(expl: pd.DataFrame) -> str:
+    """Why no occlusion flipped the decision, for the detectors where that is most common: most
+    occluded versions scored higher (silence read as a fault) or not (the bands were ignored)."""
+    noflip = expl["no occlusion flips the decision"].astype(float)
+    if not len(noflip) or noflip.max() <= 0:
+        return ""
+    raised, other = [], []
+    for n in expl.index[noflip > 0]:
+        (raised if expl.loc[n, NO_FLIP_RAISED] > expl.loc[n, NO_FLIP_OTHER] else other).append(n)
+    text = ""
+    if raised:
+        text += (f"Where no occlusion flips the decision, most occluded versions scored higher than the clip for "
+                 f"{', '.join(raised)}: a band set to silence is itself unlike the normal sound these detectors learned, "
+                 "so occluding it makes an anomaly look more anomalous, not less -- a property of the occlusion the "
+                 "study reads into the paper (silence; the paper does not say), not evidence about the fault's band. ")
+    if other:
+        text += (f"For {', '.join(other)} the occluded versions mostly did not score higher: there the detector "
+                 "ignored the occluded bands. ")
+    return text
+
+
 def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
     text = ast_note + " "
     best = {kind: units[kind].groupby("machine").auc.mean() for kind in p.inputs}
@@ -703,13 +724,7 @@ def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
                      f"no flip ({expl.loc[n, NO_FLIP_RAISED]:.0%} because occlusion raised the score)" for n in expl.index)
                  + ". A heatmap that is bright in the high bands is therefore evidence about the detector, not necessarily "
                  "about where the fault is. ")
-        raised = expl[NO_FLIP_RAISED].astype(float)
-        if len(raised) and raised.max() > 0:
-            text += (f"Where no occlusion flips the decision, it mostly raised the score ({raised.idxmax()}: "
-                     f"{raised.max():.0%} of anomalous clips): a band set to silence is itself unlike the normal sound "
-                     "these detectors learned, so occluding it makes an anomaly look more anomalous, never less -- a "
-                     "property of the occlusion the study reads into the paper (silence), which the paper does not "
-                     "specify. ")
+        text += no_flip_text(expl)
         if "detector above chance" in expl:
             able = [n for n in expl.index if expl.loc[n, "detector above chance"] == "yes"]
             text += (EXPLAIN_RULE + " " + (
