@@ -41,6 +41,12 @@ FLAT_TOLERANCE = 0.02
 MIN_EPOCHS = 10
 
 
+def window_epochs(n_epochs: int, window: float = FLAT_WINDOW) -> int:
+    """How many of ``n_epochs`` (>= 2) epochs the rule's window holds: the last ``window`` share,
+    at least one, and never all of them (something must lie before the window)."""
+    return min(n_epochs - 1, max(1, math.ceil(window * n_epochs)))
+
+
 def flatness(losses, window: float = FLAT_WINDOW, tolerance: float = FLAT_TOLERANCE) -> tuple[bool, float]:
     """Whether a loss curve has converged by the rule: the last ``window`` share of its epochs
     (at least one) improves the lowest loss seen before them by less than ``tolerance``.
@@ -59,7 +65,7 @@ def flatness(losses, window: float = FLAT_WINDOW, tolerance: float = FLAT_TOLERA
     x = np.asarray([v for v in losses], dtype=float)
     if len(x) < 2 or not np.isfinite(x).all():
         return False, float("nan")
-    k = min(len(x) - 1, max(1, math.ceil(window * len(x))))
+    k = window_epochs(len(x), window)
     before, inside = x[:-k].min(), x[-k:].min()
     improvement = float((before - inside) / abs(before)) if before else float("inf")
     return improvement < tolerance, improvement
@@ -154,7 +160,8 @@ def fit(
             updated). ``History.parts`` keeps each part's loss curve; ``History.train`` their sum.
         converge: stop as soon as the validation curve (the training curve without a validation
             split) is flat by :func:`flatness`, after at least ``min_epochs`` epochs and at least
-            one pass over every example (``1 / epoch_fraction`` epochs); ``epochs`` is then the cap. ``History.converged`` says whether the rule stopped it.
+            one pass over every example (``1 / epoch_fraction`` epochs); ``epochs`` is then the
+            cap. ``History.converged`` says whether the rule stopped it.
         epoch_fraction: each epoch trains on a fresh, seeded random share of this size of the
             training examples (1: all of them every epoch). Unlike a fixed stride, which trains
             on the same subset every epoch, every example is drawn over the epochs; an epoch

@@ -633,9 +633,8 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
                 continue
             a = SL.explanation_accuracy(ex.importance[an], ex.bands, clips["band_lo"][an], clips["band_hi"][an])
             a["hit"] &= a["explained"]
-            raised = ex.raised[an] if ex.raised is not None else np.full(int(an.sum()), np.nan)
             parts.append(a.assign(detector=name, machine=clips["machine"][an].to_numpy(), flipped=ex.flipped[an],
-                                  raised=raised))
+                                  raised=ex.raised[an]))
     if not parts:
         return pd.DataFrame(), pd.DataFrame()
     acc = pd.concat(parts, ignore_index=True)

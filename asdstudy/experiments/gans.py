@@ -450,10 +450,10 @@ def short_window_text(epochs_run: pd.Series, stride: int) -> str:
     rule's window (the last 20 % of epochs) then spans a fraction of one pass, over which the
     adversarial noise between epochs can hide a slow fall, so flatness is no evidence that more
     training would not close the gap."""
-    from ..training import FLAT_WINDOW
+    from ..training import window_epochs
 
     passes = epochs_run.astype(float) / stride
-    window = max(1.0, np.ceil(FLAT_WINDOW * float(epochs_run.max()))) / stride
+    window = window_epochs(int(epochs_run.max())) / stride
     return (f"all {len(epochs_run)} GANomaly models met the flatness rule, but each epoch was a fresh 1 in {stride} "
             f"of the frame vectors: they saw {passes.min():.1f} to {passes.max():.1f} passes over the data in all, "
             f"and the rule's window spanned at most {window:.2f} of a pass, too short a window for a flat curve to "
@@ -548,8 +548,7 @@ def run(p: Params, progress: bool = True) -> Result:
     conv = convergence(res, finals)
     probe_machine, probe_pts = probe_points(p, by_machine, finals)
     probe_res = sweep.run(probe_pts, n_jobs=p.jobs, progress=progress, scheduler=p.scheduler or None) if probe_pts else None
-    probe, probe_text = budget_probe(p, probe_machine, probe_pts, res, probe_res, finals, by_machine) if probe_pts \
-        else (pd.DataFrame(), "")
+    probe, probe_text = budget_probe(p, probe_machine, probe_pts, res, probe_res, finals, by_machine)
     return Result(
         params=p, data=data, n_test=n_test, arch=architectures(), plan=plan_text(p), selection=sel, choice=choice,
         optimism=optimism, per_id=per_id, by_machine=by_machine, overall=overall, pooled=pooled, score_rules=rules,

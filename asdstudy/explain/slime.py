@@ -127,7 +127,7 @@ class Explanation:
     fit: np.ndarray
     flipped: np.ndarray
     bands: pd.DataFrame
-    raised: np.ndarray | None = None
+    raised: np.ndarray
 
 
 def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: int = N_MASKS, seed: int = 0,
