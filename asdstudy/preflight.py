@@ -131,7 +131,9 @@ def work(chapter: str, params: dict, table: pd.DataFrame) -> float:
         # only the AST is explained (no ground-truth band to score other explanations against)
         real = q.get("profile") == "paper"
         detectors, explained_models = (1, 1) if real else (5, 6)
-        return asts * n_train + detectors * q["detector_epochs"] * n_train + explained_models * q["n_masks"] * explained
+        fills = len(q.get("slime_fills") or ["silence"])  # every explanation is repeated per occlusion fill
+        return (asts * n_train + detectors * q["detector_epochs"] * n_train
+                + explained_models * q["n_masks"] * explained * fills)
     raise ASDStudyError(f"no work model for chapter {chapter!r}")
 
 

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 
 from asdstudy import ASDStudyError
@@ -142,8 +143,9 @@ def test_figures_draw(res):
                                  reference=base.assign(kind="lowpass")))
     assert is_figure(plots.score_histograms(res.similarity, panel="view", bins=10))
     assert is_figure(plots.scatter_panels(res.tsne, "t-SNE 1", "t-SNE 2", panel="view"))
-    e = res.expl.rename(columns={"explanation accuracy": "value"}).reset_index(names="detector")
-    assert is_figure(plots.interval_dots(e, "detector", marker="chance"))
+    e = res.expl_fills.rename(columns={"explanation accuracy": "value"}).reset_index(names="detector")
+    e["detector"] = e["detector"] + " | " + e["fill"] + " fill"  # as the chapter draws it
+    assert e["detector"].is_unique and is_figure(plots.interval_dots(e, "detector", marker="chance"))
 
 
 def test_filter_directions_are_written_with_their_ci(res):
@@ -232,3 +234,49 @@ def test_the_no_flip_text_says_why_from_the_numbers():
     assert "scored higher than the clip for AE:" in t and "For kNN the occluded versions mostly did not" in t
     assert "clean" not in t
     assert X.no_flip_text(e.assign(**{"no occlusion flips the decision": 0.0})) == ""
+
+
+def test_every_explanation_is_scored_under_each_fill(res):
+    """The fill table: every explained detector once per occlusion fill; the first fill's rows are
+    the explanation table's; the other fills get result rows of their own, named by the fill."""
+    ef, e = res.expl_fills, res.expl
+    fills = list(res.params.slime_fills)
+    assert fills == ["silence", "normal"] and list(ef.columns) == X.FILL_COLUMNS
+    assert ef.groupby(level=0).fill.apply(list).map(lambda f: f == fills).all() and set(ef.index) == set(e.index)
+    first = ef[ef.fill == fills[0]]
+    np.testing.assert_allclose(first["explanation accuracy"].to_numpy(float),
+                               e.loc[first.index, "explanation accuracy"].to_numpy(float))
+    assert ((ef.ci_low <= ef["explanation accuracy"]) & (ef["explanation accuracy"] <= ef.ci_high)).all()
+    rows = res.rows[res.rows.metric == "slime_explanation_accuracy"]
+    assert len(rows) == len(ef) and rows.method.str.endswith("[normal fill]").sum() == len(e)
+    reading = res.glue()["xp_slime_reading"]
+    assert "the clip's minimum" in reading and "training normals" in reading
+    assert X.slime_reading(res.params, scored=False).count("training normals") == 0
+
+
+def test_the_fill_text_says_what_the_fill_changes():
+    import pandas as pd
+
+    def table(acc, lo, hi, explained, fill):
+        return pd.DataFrame({"fill": fill, "explanation accuracy": acc, "ci_low": lo, "ci_high": hi, "chance": 0.4,
+                             "explained clips": explained, "no occlusion flips the decision": 0.0,
+                             X.NO_FLIP_RAISED: 0.0}, index=["AE", "LSTM"])
+
+    silence = table([0.1, 0.15], [0.02, 0.05], [0.2, 0.25], [0.4, 0.45], "silence")
+    same = pd.concat([silence, table([0.12, 0.14], [0.04, 0.05], [0.22, 0.24], [0.7, 0.75], "normal")])
+    t = X.fill_text(same)
+    assert "explains 70% to 75% of the anomalous clips per detector (against 40% to 45%)" in t
+    assert "For 2 of 2 detectors the two accuracies' CIs overlap" in t and "rises" not in t
+    assert "For AE, LSTM the accuracy's CI lies below chance under both fills" in t
+    up = pd.concat([silence, table([0.6, 0.14], [0.5, 0.05], [0.7, 0.24], [0.9, 0.75], "normal")])
+    t = X.fill_text(up)
+    assert "rises with the normal fill, CIs apart, for AE." in t and "For 1 of 2 detectors" in t
+    assert "For LSTM the accuracy's CI lies below chance" in t
+    assert X.fill_text(silence) == ""  # one fill: nothing to compare
+
+
+def test_slime_fills_are_checked(smoke_root):
+    with pytest.raises(ASDStudyError, match="slime_fills"):
+        smoke_params(X, smoke_root, slime_fills=["zeros"])
+    with pytest.raises(ASDStudyError, match="slime_fills"):
+        smoke_params(X, smoke_root, slime_fills=["normal", "normal"])

@@ -93,6 +93,59 @@ def test_raised_tells_a_detector_that_reads_occlusion_as_a_fault():
     assert (ex.raised == 1).all()   # and every occluded version scores higher than the clip
 
 
+def test_occlusion_fills_silence_or_the_normal_level():
+    e = S.band_edges(128, 8)
+    spec = np.arange(20 * 128, dtype=float).reshape(20, 128)
+    level = np.linspace(-5.0, 5.0, 128)
+    out = S.occlude(spec, np.array([1, 0, 1, 1, 1, 1, 1, 1]), e, level)
+    np.testing.assert_array_equal(out[:, 16:32], np.broadcast_to(level[16:32], (20, 16)))
+    np.testing.assert_array_equal(out[:, 32:], spec[:, 32:])
+    with pytest.raises(ASDStudyError, match="one per frequency bin"):
+        S.occlude(spec, np.zeros(8), e, level[:10])
+    # the normal level: the mean per bin over every frame of every training spectrogram
+    train = [np.full((10, 128), 1.0), np.full((30, 128), 3.0)]
+    np.testing.assert_allclose(S.normal_level(train), np.full(128, 2.5))
+    with pytest.raises(ASDStudyError, match="training normals"):
+        S.normal_level([])
+    with pytest.raises(ASDStudyError, match="needs reference"):
+        S.explain(OneBandDetector(), [spec], 0.0, fill="normal")
+    with pytest.raises(ASDStudyError, match="fill must be one of"):
+        S.explain(OneBandDetector(), [spec], 0.0, fill="zeros")
+
+
+class DistanceFromNormal(OneBandDetector):
+    """A detector of distance from the learned level 0 in band 5 only (bins 80-95): a fault there
+    raises the score, and so does silence put there."""
+
+    def score_spectrograms(self, specs):
+        return np.array([float(np.abs(np.asarray(s)[:, 80:96]).mean()) for s in specs])
+
+
+def test_the_fill_decides_whether_occlusion_can_clear_a_fault():
+    """Silence (the clip's minimum) in the fault's band keeps an anomaly anomalous for a detector of
+    distance from normal: no flip, no explanation. The training normals' level there makes it
+    normal: the decision flips on that band only and the explanation points at it."""
+    rng = np.random.default_rng(2)
+    normals = [rng.normal(size=(30, 128)) * 0.1 for _ in range(8)]
+    faults = []
+    for _ in range(4):
+        s = rng.normal(size=(30, 128)) * 0.1
+        s[:, 80:96] += 2.0
+        s[:, :16] -= 4.0  # a quiet low band: the clip's minimum is far below the normal level
+        faults.append(s)
+    det = DistanceFromNormal()
+    y = np.r_[np.zeros(8), np.ones(4)].astype(int)
+    _, thr = M.eer(y, det.score_spectrograms(normals + faults))
+    silence = S.explain(det, faults, thr, n_bands=8, n_masks=100, seed=0, fill="silence")
+    assert silence.fill == "silence" and (silence.flipped == 0).all() and (silence.importance == 0).all()
+    normal = S.explain(det, faults, thr, n_bands=8, n_masks=100, seed=0, fill="normal",
+                       reference=S.normal_level(normals))
+    assert normal.fill == "normal" and (normal.flipped > 0).all() and (normal.importance.argmax(axis=1) == 5).all()
+    acc = S.explanation_accuracy(normal.importance, normal.bands, [normal.bands.lo_hz[5] + 10] * 4,
+                                 [normal.bands.hi_hz[5] - 10] * 4)
+    assert acc.hit.all()
+
+
 def _tone(f, sr=16000, seconds=1.0):
     t = np.arange(int(sr * seconds)) / sr
     return np.sin(2 * np.pi * f * t)

@@ -71,6 +71,9 @@ def test_work_counts_the_planned_clip_passes():
          "detector_epochs": 3}
     assert PF.work("explain", {**x, "profile": "paper"}, table) == (2 + 2 * 2) * 10 + 1 * 3 * 10 + 1 * 10 * 4
     assert PF.work("explain", {**x, "profile": "default"}, table) == (2 + 2 * 2) * 10 + 5 * 3 * 10 + 6 * 10 * 4
+    # every explanation is repeated per occlusion fill
+    assert PF.work("explain", {**x, "profile": "default", "slime_fills": ["silence", "normal"]}, table) == \
+        (2 + 2 * 2) * 10 + 5 * 3 * 10 + 6 * 10 * 4 * 2
 
 
 def test_preflight_passes_every_chapter_on_the_replica(replica, tmp_path):

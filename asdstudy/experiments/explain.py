@@ -56,6 +56,9 @@ class Params(P.ChapterParams):
     n_bands: int = 8
     n_masks: int = 64
     slime_clips: int = 6
+    #: what an occluded band holds (:data:`asdstudy.explain.slime.FILLS`); the first drives Figure 4
+    #: and the explanation table, every one is scored (the fill table)
+    slime_fills: list = field(default_factory=lambda: ["silence", "normal"])
     detector_epochs: int = 20
     #: the paper's Figure 4 (SLIME heatmaps): source domain, section 00, every machine
     fig4: dict = field(default_factory=lambda: {"section": "00", "domain": "source"})
@@ -74,6 +77,10 @@ class Params(P.ChapterParams):
                                   f"Nyquist frequency ({nyquist:.0f} Hz at {SR} Hz).")
         for name in ("k", "n_bands", "n_masks", "batch_size"):
             P._positive(self, name)
+        fills = list(self.slime_fills) if isinstance(self.slime_fills, (list, tuple)) else [self.slime_fills]
+        if not fills or any(f not in SL.FILLS for f in fills) or len(set(fills)) < len(fills):
+            raise P.ASDStudyError(f"parameter 'slime_fills' is {self.slime_fills!r}; give one or more of {list(SL.FILLS)}, "
+                                  "each once (what an occluded band holds).")
 
 
 @dataclass
@@ -105,6 +112,7 @@ class Result:
     similarity: pd.DataFrame
     tsne: pd.DataFrame
     expl: pd.DataFrame
+    expl_fills: pd.DataFrame     # the explanation table's key columns for every occlusion fill (column ``fill``)
     expl_by_machine: pd.DataFrame
     rows: pd.DataFrame
     board: pd.DataFrame
@@ -118,7 +126,7 @@ class Result:
                 "xp_training_rule": P.training_rule_text(p, table=False),
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
                 "xp_fig4_unit": self.figure_units["fig4"], "xp_sweep_resumed": self.resumed_text(),
-                "xp_detectors_note": self.detectors_note, "xp_explain_rule": EXPLAIN_RULE, "xp_slime_reading": slime_reading(p), "xp_fig5_unit": self.figure_units["fig5"],
+                "xp_detectors_note": self.detectors_note, "xp_explain_rule": EXPLAIN_RULE, "xp_slime_reading": slime_reading(p, scored=len(self.expl) > 0), "xp_fig5_unit": self.figure_units["fig5"],
                 "xp_sweep_reference": ("Table 1's model (the sweep trains at its budget)" if reuses_table1_model(p)
                                        else f"an unfiltered AST trained at the sweep's budget ({p.sweep_epochs} epochs, "
                                             f"Table 1's has {p.epochs}), so every comparison is like for like")}
@@ -132,11 +140,20 @@ class Result:
                 "others were trained in this run.")
 
 
-def slime_reading(p: Params) -> str:
-    """Which test clips SLIME explains and what an occluded band holds, said against the paper."""
+#: What an occluded band holds, in words (the fills of :data:`asdstudy.explain.slime.FILLS`).
+FILL_WORDS = {"silence": "the clip's minimum (silence in a log spectrogram)",
+              "normal": "the band's mean level over the detector's training normals"}
+
+
+def slime_reading(p: Params, scored: bool = True) -> str:
+    """Which test clips SLIME explains and what an occluded band holds, said against the paper
+    (``scored``: the data knows the injected bands, so every fill is run; else only the first)."""
+    fills = list(p.slime_fills) if scored else list(p.slime_fills)[:1]
     paper = ("The paper runs SLIME on every test clip by section (about 8.4k clips with its 1,000 masks: 8.4 M "
-             "AST passes). The paper does not say what an occluded band holds; here it is set to the clip's "
-             "minimum, silence in a log spectrogram. ")
+             "AST passes). The paper does not say what an occluded band holds; here it is set to "
+             f"{FILL_WORDS[fills[0]]}" + (" (Figure 4 and the explanation table), and every explanation is "
+                                          "repeated with " + " and ".join(FILL_WORDS[f] for f in fills[1:])
+                                          + " (the fill table)" if len(fills) > 1 else "") + ". ")
     if not p.slime_clips:
         return paper + "This run explains every test clip too."
     return paper + (f"This run explains {p.slime_clips} test clips per machine, section and condition, split "
@@ -297,16 +314,34 @@ def pick_clips(t: pd.DataFrame, per_group: int, seed: int) -> pd.DataFrame:
     return t.sample(frac=1, random_state=seed).groupby(keys).head(n).sort_index()
 
 
-def slime_units(get_detector, scores: pd.DataFrame, p: Params, anomalies_only: bool = False) -> list:
+def unit_train(train: pd.DataFrame, machine: str, section, unit: str) -> pd.DataFrame:
+    """The training clips of the model that scores (machine, section): that section's, or
+    (``unit="machine"``) every section's of the machine type."""
+    return train[train["machine"] == machine] if unit == "machine" else \
+        train[(train["machine"] == machine) & (train["section"] == section)]
+
+
+def slime_units(get_detector, scores: pd.DataFrame, p: Params, train_of=None, anomalies_only: bool = False,
+                fills=None) -> dict:
     """SLIME per (machine, section): labels from that section's EER threshold on all its test
-    scores; the chosen clips (all, or anomalies only) explained with the same masks."""
-    out = []
+    scores; the chosen clips (all, or anomalies only) explained with the same masks, once per
+    occlusion fill of ``p.slime_fills``. ``train_of(machine, section)``: the training clips of
+    the detector scoring that section, whose mean level the ``normal`` fill puts in an occluded
+    band (``fills``: those of ``p.slime_fills`` to run; default all). Returns {fill: [(chosen
+    clips, Explanation) per section]}."""
+    fills = list(p.slime_fills if fills is None else fills)
+    if "normal" in fills and train_of is None:
+        raise P.ASDStudyError("the 'normal' occlusion fill needs the detectors' training clips (train_of).")
+    out = {f: [] for f in fills}
     for (m, sec), te in scores.groupby(["machine", "section"]):
         det = get_detector(m, sec)
         _, thr = M.eer(te["label"], te["score"])
         chosen = pick_clips(te[te["label"] == 1] if anomalies_only else te, p.slime_clips, p.seed)
-        ex = SL.explain(det, det.spectrograms(chosen), thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed)
-        out.append((chosen.reset_index(drop=True), ex))
+        specs = det.spectrograms(chosen)
+        for fill in fills:
+            ref = SL.normal_level(det.spectrograms(train_of(m, sec))) if fill == "normal" else None
+            ex = SL.explain(det, specs, thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed, fill=fill, reference=ref)
+            out[fill].append((chosen.reset_index(drop=True), ex))
     return out
 
 
@@ -576,8 +611,7 @@ def fit_detectors(makers: dict, units: dict, train: pd.DataFrame, test: pd.DataF
         for m, sec in scored_units:
             key = (name, m) if units[name] == "machine" else (name, m, sec)
             if key not in sets:
-                sets[key] = train[train["machine"] == m] if units[name] == "machine" else \
-                    train[(train["machine"] == m) & (train["section"] == sec)]
+                sets[key] = unit_train(train, m, sec, units[name])
     fitted_sets = fit_many(((lambda _s, make=makers[key[0]]: make(), 0, t) for key, t in sets.items()), n_jobs)
     models = {key: det for key, (det, _) in zip(sets, fitted_sets)}
     out = {}
@@ -653,7 +687,60 @@ def explanation_accuracy(all_slime: dict, det_auc: dict, n_boot: int, seed: int)
     return expl, acc.pivot_table(index="detector", columns="machine", values="hit", aggfunc="mean")
 
 
-def result_rows(p: Params, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0) -> ResultWriter:
+#: The fill table's columns (one row per detector and occlusion fill).
+FILL_COLUMNS = ["fill", "explanation accuracy", "ci_low", "ci_high", "chance", "explained clips",
+                "no occlusion flips the decision", NO_FLIP_RAISED]
+
+
+def fill_tables(all_slime: dict, det_auc: dict, p: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The explanation table of the first fill, its per-machine accuracies, and the fill table:
+    the key columns of every fill's explanation table, one row per detector and fill."""
+    fills = list(p.slime_fills)
+    per = {f: explanation_accuracy({n: r[f] for n, r in all_slime.items()}, det_auc, p.n_boot, p.seed) for f in fills}
+    expl, expl_m = per[fills[0]]
+    if expl.empty:
+        return expl, expl_m, pd.DataFrame(columns=FILL_COLUMNS)
+    ef = pd.concat([per[f][0].assign(fill=f).reindex(expl.index) for f in fills])
+    return expl, expl_m, ef[FILL_COLUMNS]
+
+
+def fill_text(ef: pd.DataFrame) -> str:
+    """What the occlusion fill changes, from the fill table: how many clips get an explanation
+    and, per detector, whether the accuracies' CIs overlap, against chance."""
+    if ef.empty or ef["fill"].nunique() < 2:
+        return ""
+    fills = list(dict.fromkeys(ef["fill"]))
+    a, b = ef[ef["fill"] == fills[0]], ef[ef["fill"] == fills[1]].reindex(ef[ef["fill"] == fills[0]].index)
+
+    def span(x):
+        x = x.astype(float)
+        return f"{x.min():.0%}" if np.isclose(x.min(), x.max()) else f"{x.min():.0%} to {x.max():.0%}"
+
+    text = (f"With occluded bands at {FILL_WORDS[fills[1]]} instead of {FILL_WORDS[fills[0]]}, SLIME explains "
+            f"{span(b['explained clips'])} of the anomalous clips per detector (against {span(a['explained clips'])}) "
+            f"and its explanation is right for {span(b['explanation accuracy'])} (against "
+            f"{span(a['explanation accuracy'])}; chance {span(a['chance'])}). ")
+    higher = [n for n in a.index if b.loc[n, "ci_low"] > a.loc[n, "ci_high"]]
+    lower = [n for n in a.index if b.loc[n, "ci_high"] < a.loc[n, "ci_low"]]
+    if higher:
+        text += f"The accuracy rises with the {fills[1]} fill, CIs apart, for {', '.join(higher)}. "
+    if lower:
+        text += f"It falls, CIs apart, for {', '.join(lower)}. "
+    same = len(a) - len(higher) - len(lower)
+    if same:
+        text += (f"For {same} of {len(a)} detectors the two accuracies' CIs overlap: "
+                 + ("the fill changes how many clips get an explanation more than whether it is right. "
+                    if not higher else "there the fill does not decide whether the explanation is right. "))
+    below = [n for n in a.index if max(a.loc[n, "ci_high"], b.loc[n, "ci_high"]) < a.loc[n, "chance"]]
+    if below:
+        text += (f"For {', '.join(below)} the accuracy's CI lies below chance under both fills: the top band avoids the "
+                 "injected band more often than a random pick would, so these heatmaps mark where the detector's "
+                 "score is sensitive, not where the fault is. ")
+    return text
+
+
+def result_rows(p: Params, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0,
+                expl_fills: pd.DataFrame | None = None) -> ResultWriter:
     w = ResultWriter(CHAPTER, profile=p.profile, seed=p.seed, dataset=data.dataset)
     for kind in p.inputs:
         mk = mean_ci[mean_ci["kind"] == kind]
@@ -673,10 +760,15 @@ def result_rows(p: Params, data, mean_ci, units, accuracy_ci, baseline, sweep_ro
     for _, r in sweep_rows.iterrows():
         w.add("004", f"AST ({kind0}) + kNN, {r.kind} {int(r.cutoff)} Hz" if r.kind != "none" else f"AST ({kind0}) + kNN, sweep baseline",
               "auc", r.auc, machine=r.machine, unit="mean", ci=(r.ci_low, r.ci_high))
+    fills = list(p.slime_fills)
     for name, r in expl.iterrows():
         w.add("004", name, "slime_explanation_accuracy", r["explanation accuracy"], machine="all", unit="all",
-              ci=(r.ci_low, r.ci_high))
+              ci=(r.ci_low, r.ci_high), note=f"occluded bands at {FILL_WORDS[fills[0]]}")
         w.add("004", name, "slime_chance", r.chance, machine="all", unit="all")
+    if expl_fills is not None:
+        for name, r in expl_fills[expl_fills["fill"] != fills[0]].iterrows():
+            w.add("004", f"{name} [{r.fill} fill]", "slime_explanation_accuracy", r["explanation accuracy"], machine="all",
+                  unit="all", ci=(r.ci_low, r.ci_high), note=f"occluded bands at {FILL_WORDS[r.fill]}")
     return w
 
 
@@ -701,7 +793,7 @@ def no_flip_text(expl: pd.DataFrame) -> str:
     return text
 
 
-def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
+def discussion(p: Params, data, ast_note, units, sweep_rows, expl, expl_fills: pd.DataFrame | None = None) -> str:
     text = ast_note + " "
     best = {kind: units[kind].groupby("machine").auc.mean() for kind in p.inputs}
     if len(p.inputs) == 2:
@@ -724,6 +816,8 @@ def discussion(p: Params, data, ast_note, units, sweep_rows, expl) -> str:
                  + ". A heatmap that is bright in the high bands is therefore evidence about the detector, not necessarily "
                  "about where the fault is. ")
         text += no_flip_text(expl)
+        if expl_fills is not None:
+            text += fill_text(expl_fills)
         if "detector above chance" in expl:
             able = [n for n in expl.index if expl.loc[n, "detector above chance"] == "yes"]
             text += (EXPLAIN_RULE + " " + (
@@ -773,11 +867,16 @@ def run(p: Params, progress: bool = True) -> Result:
                 train[(train["machine"] == m) & (train["section"] == sec)])
         return knn[(m, sec)]
 
-    ast_slime = slime_units(ast_knn, test_scores[kind0], p)
+    # where the data knows the injected band (the factory), every explanation is scored under
+    # every fill; on real recordings only the first fill runs (Figure 4): nothing to score
+    is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
+    first_fill = list(p.slime_fills)[0]
+    ast_slime = slime_units(ast_knn, test_scores[kind0], p, train_of=lambda m, sec: unit_train(train, m, sec, "section"),
+                            fills=None if is_synthetic else [first_fill])
     slime_seconds = t0.seconds()
     fig4_unit, fig4_text = view_unit(test, p.fig4, p.machines)
-    heat = heat_frame(ast_slime, fig4_unit)
-    b0 = ast_slime[0][1].bands
+    heat = heat_frame(ast_slime[first_fill], fig4_unit)
+    b0 = ast_slime[first_fill][0][1].bands
     heat_bands = [f"{lo / 1000:.1f}-{hi / 1000:.1f}" for lo, hi in zip(b0.lo_hz, b0.hi_hz)]
     # filter sweeps and Figure 5
     t0 = P.Timer()
@@ -790,7 +889,6 @@ def run(p: Params, progress: bool = True) -> Result:
     similarity, tsne = filter_views(p, table, asts[kind0], sweep_asts, kind0, fig5_unit)
     # every other chapter's detector, explained on the same clips -- where the data knows the
     # injected band; on real recordings only the DCASE baseline is trained (Table 1's baseline)
-    is_synthetic = "band_lo" in table.columns and table["band_lo"].notna().any()
     others = other_detectors(p)
     if not is_synthetic:
         others = {BASELINE: others[BASELINE]}
@@ -800,12 +898,14 @@ def run(p: Params, progress: bool = True) -> Result:
         fitted, scored, det_units[name] = fits[name]
         det_scores[name] = scored
         if is_synthetic:
-            all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True)
+            all_slime[name] = slime_units(lambda m, sec: fitted[(m, sec)], scored, p, anomalies_only=True,
+                                          train_of=lambda m, sec, u=DETECTOR_UNITS[name]: unit_train(train, m, sec, u))
     det_auc = {name: detector_auc_ci(det_scores[name], p) for name in det_units}
     det_auc[NAME[kind0]] = detector_auc_ci(test_scores[kind0], p)
-    expl, expl_m = explanation_accuracy(all_slime, det_auc, p.n_boot, p.seed) if is_synthetic else (pd.DataFrame(), pd.DataFrame())
+    expl, expl_m, expl_fills = fill_tables(all_slime, det_auc, p) if is_synthetic else \
+        (pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=FILL_COLUMNS))
     baseline = section_domain_means(det_scores[BASELINE], p)
-    w = result_rows(p, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0)
+    w = result_rows(p, data, mean_ci, units, accuracy_ci, baseline, sweep_rows, expl, kind0, expl_fills)
     direction = input_difference(test_scores, p)
     if len(direction):
         w.add_frame(direction, paper="004", method=DIFFERENCE, metric="auc_difference", unit="mean",
@@ -827,6 +927,6 @@ def run(p: Params, progress: bool = True) -> Result:
         mean_ci=mean_ci, heat=heat, heat_bands=heat_bands,
         figure_units={"fig4": fig4_text, "fig5": fig5_text}, slime_seconds=slime_seconds, sweep_rows=sweep_rows,
         sweep_seconds=sweep_seconds, sweep_resumed=sweep_resumed, detectors_note=detectors_note(is_synthetic, p),
-        filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_by_machine=expl_m, rows=rows,
-        board=P.chapter_board("004", rows, CHAPTER), discussion=discussion(p, data, ast_note, units, sweep_rows, expl),
+        filter_directions=directions, similarity=similarity, tsne=tsne, expl=expl, expl_fills=expl_fills, expl_by_machine=expl_m, rows=rows,
+        board=P.chapter_board("004", rows, CHAPTER), discussion=discussion(p, data, ast_note, units, sweep_rows, expl, expl_fills),
         seconds=timer.seconds())

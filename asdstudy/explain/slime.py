@@ -2,12 +2,19 @@
 
 For one clip: split the detector's input spectrogram into ``n_bands`` equal groups of frequency
 bins; draw ``n_masks`` random on/off patterns over the bands (the first is "all on"); occlude
-the "off" bands (set them to the clip's minimum, i.e. silence in a log spectrogram: the paper does
-not say what an occluded band holds, so this is the study's reading); score every
+the "off" bands; score every
 occluded version with the detector; turn scores into labels with the EER threshold (1 =
 anomaly); fit a linear surrogate on the patterns, weighted by their closeness to the
 un-occluded clip. The surrogate's coefficients are the bands' importances for the "anomaly"
 decision.
+
+What an occluded band holds, the paper does not say; the study reads it two ways (``fill``):
+``"silence"``, the clip's minimum (silence in a log spectrogram: what removing a component
+means in Mishra et al.'s SLIME), and ``"normal"``, the band's mean level over the detector's
+training normals (:func:`normal_level`), the "grey" of image LIME. A detector of reconstruction
+or distance error reads silence where it learned machine sound as a fault, so under
+``"silence"`` occlusion can only raise an anomaly's score; under ``"normal"`` occluding the
+fault's band can make the clip look normal.
 
 Works for any :class:`~asdstudy.models.base.SpectrogramDetector` (it needs
 ``score_spectrograms``); the band edges in Hz come from the detector's ``input_params``.
@@ -24,6 +31,9 @@ from .. import ASDStudyError
 
 N_BANDS = 8  # the paper's eight interpretable components
 N_MASKS = 1000  # the paper's number of synthesised samples
+#: What an occluded band holds (see the module docstring): the clip's minimum, or the band's mean
+#: level over the detector's training normals.
+FILLS = ("silence", "normal")
 
 
 def band_edges(n_bins: int, n_bands: int = N_BANDS) -> np.ndarray:
@@ -71,14 +81,28 @@ def random_masks(n_masks: int, n_bands: int = N_BANDS, seed: int = 0, keep: floa
     return z
 
 
-def occlude(spec: np.ndarray, mask: np.ndarray, edges: np.ndarray, fill: float | None = None) -> np.ndarray:
-    """A copy of ``spec`` (T, n_bins) with the bands whose mask entry is 0 set to ``fill``
-    (default: the spectrogram's minimum)."""
+def occlude(spec: np.ndarray, mask: np.ndarray, edges: np.ndarray, fill=None) -> np.ndarray:
+    """A copy of ``spec`` (T, n_bins) with the bands whose mask entry is 0 set to ``fill``: a
+    number, or one value per bin (n_bins,), e.g. :func:`normal_level` (default: the
+    spectrogram's minimum)."""
     out = np.array(spec, copy=True)
-    value = float(np.min(spec)) if fill is None else fill
+    value = np.asarray(float(np.min(spec)) if fill is None else fill, dtype=out.dtype)
+    if value.ndim and value.shape != (out.shape[1],):
+        raise ASDStudyError(f"an occlusion fill per bin needs {out.shape[1]} values (one per frequency bin), got "
+                            f"shape {value.shape}.")
     for b in np.flatnonzero(np.asarray(mask) == 0):
-        out[:, edges[b]:edges[b + 1]] = value
+        out[:, edges[b]:edges[b + 1]] = value[edges[b]:edges[b + 1]] if value.ndim else value
     return out
+
+
+def normal_level(specs) -> np.ndarray:
+    """The mean level per frequency bin (n_bins,) over every frame of ``specs``: the detector's
+    input spectrograms of its training normals, for ``fill="normal"``."""
+    specs = list(specs)
+    if not specs:
+        raise ASDStudyError("normal_level needs the training normals' spectrograms; none were given.")
+    total = sum(np.asarray(s, float).sum(axis=0) for s in specs)
+    return total / sum(len(s) for s in specs)
 
 
 def eer_labels(scores, threshold: float) -> np.ndarray:
@@ -121,6 +145,7 @@ class Explanation:
             the un-occluded clip: where no occlusion flips an anomaly's label, this tells a
             detector that reads the occlusion itself as a fault (near 1) from one that ignores
             the bands (near 0).
+        fill: what the occluded bands held (one of :data:`FILLS`).
     """
 
     importance: np.ndarray
@@ -128,10 +153,12 @@ class Explanation:
     flipped: np.ndarray
     bands: pd.DataFrame
     raised: np.ndarray
+    fill: str
 
 
 def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: int = N_MASKS, seed: int = 0,
-            target: str = "label", progress: bool = False) -> Explanation:
+            target: str = "label", progress: bool = False, fill: str = "silence",
+            reference: np.ndarray | None = None) -> Explanation:
     """SLIME explanations of ``detector`` for the clips ``specs`` (its input spectrograms).
 
     Args:
@@ -140,11 +167,18 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
         specs: the clips' input spectrograms (``detector.spectrograms(table)``).
         threshold: the EER threshold of the detector's scores (:func:`asdstudy.metrics.eer`).
         target: ``label`` (the paper: EER labels) or ``score`` (the raw scores, standardised).
+        fill: what an occluded band holds: ``"silence"`` (each clip's minimum) or ``"normal"``
+            (``reference``, the mean level per bin of the detector's training normals,
+            :func:`normal_level`).
     """
     from tqdm.auto import tqdm
 
     if target not in ("label", "score"):
         raise ASDStudyError(f"target must be 'label' or 'score', got {target!r}.")
+    if fill not in FILLS:
+        raise ASDStudyError(f"fill must be one of {FILLS}, got {fill!r}.")
+    if fill == "normal" and reference is None:
+        raise ASDStudyError("fill='normal' needs reference=normal_level(the detector's training spectrograms).")
     specs = list(specs)
     if not specs:
         raise ASDStudyError("no spectrograms to explain.")
@@ -153,8 +187,9 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
     z = random_masks(n_masks, n_bands, seed)
     w = kernel_weights(z)
     imp, fit, flipped, raised = [], [], [], []
+    value = reference if fill == "normal" else None  # None: each clip's own minimum
     for spec in tqdm(specs, desc="SLIME", unit="clip", disable=not progress):
-        scores = np.asarray(detector.score_spectrograms([occlude(spec, m, edges) for m in z]), float)
+        scores = np.asarray(detector.score_spectrograms([occlude(spec, m, edges, value) for m in z]), float)
         labels = eer_labels(scores, threshold)
         flipped.append(float(np.mean(labels != labels[0])))
         raised.append(float(np.mean(scores[1:] > scores[0])))  # z[0] keeps every band: the clip itself
@@ -166,7 +201,7 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
         imp.append(c), fit.append(r2)
     bands = bands_hz(detector.input_params, n_bands) if hasattr(detector, "input_params") else \
         pd.DataFrame({"band": np.arange(n_bands)})
-    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands, np.asarray(raised))
+    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands, np.asarray(raised), fill)
 
 
 def towards_correct(importance: np.ndarray, y) -> np.ndarray:
