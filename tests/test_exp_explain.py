@@ -280,3 +280,5 @@ def test_slime_fills_are_checked(smoke_root):
         smoke_params(X, smoke_root, slime_fills=["zeros"])
     with pytest.raises(ASDStudyError, match="slime_fills"):
         smoke_params(X, smoke_root, slime_fills=["normal", "normal"])
+    with pytest.raises(ASDStudyError, match="'slime_fills' is 'normal'.*must be list"):
+        smoke_params(X, smoke_root, slime_fills="normal")

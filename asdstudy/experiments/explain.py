@@ -77,7 +77,7 @@ class Params(P.ChapterParams):
                                   f"Nyquist frequency ({nyquist:.0f} Hz at {SR} Hz).")
         for name in ("k", "n_bands", "n_masks", "batch_size"):
             P._positive(self, name)
-        fills = list(self.slime_fills) if isinstance(self.slime_fills, (list, tuple)) else [self.slime_fills]
+        fills = list(self.slime_fills)  # a list by its annotation (from_mapping refuses anything else)
         if not fills or any(f not in SL.FILLS for f in fills) or len(set(fills)) < len(fills):
             raise P.ASDStudyError(f"parameter 'slime_fills' is {self.slime_fills!r}; give one or more of {list(SL.FILLS)}, "
                                   "each once (what an occluded band holds).")
@@ -863,8 +863,7 @@ def run(p: Params, progress: bool = True) -> Result:
 
     def ast_knn(m, sec):
         if (m, sec) not in knn:
-            knn[(m, sec)] = KNNDetector(asts[kind0], k=p.k, metric=p.knn_metric).fit(
-                train[(train["machine"] == m) & (train["section"] == sec)])
+            knn[(m, sec)] = KNNDetector(asts[kind0], k=p.k, metric=p.knn_metric).fit(unit_train(train, m, sec, "section"))
         return knn[(m, sec)]
 
     # where the data knows the injected band (the factory), every explanation is scored under
