@@ -311,10 +311,11 @@ def grouped_bars(frame: pd.DataFrame, group: str, series: str, value: str = "val
 
 def interval_dots(frame: pd.DataFrame, y: str, value: str = "value", low: str = "ci_low", high: str = "ci_high",
                   marker: str | None = None, xlabel: str = "", band: tuple | None = None, xlim=(0, 1),
-                  reference: float = 0.5):
+                  reference: float | None = 0.5):
     """One row per ``y`` value: the estimate with its CI as a horizontal bar, optionally a marker
     column (e.g. chance) drawn as a tick, a shaded target band, and a dashed reference line
-    (chance at 0.5 by default; 0 for differences)."""
+    (chance at 0.5 by default; 0 for differences; None: no line, e.g. where the marker column
+    gives each row its own chance)."""
     plt = _plt()
     labels = list(dict.fromkeys(frame[y]))
     fig, ax = plt.subplots(figsize=(FULL * 0.75, 0.45 * len(frame) + 1.4))
@@ -328,7 +329,8 @@ def interval_dots(frame: pd.DataFrame, y: str, value: str = "value", low: str = 
         ax.legend(fontsize=8, loc="lower right")
     if band:
         ax.axvspan(*band, color="tab:green", alpha=0.08)
-    ax.axvline(reference, color="0.5", ls="--", lw=0.8)
+    if reference is not None:
+        ax.axvline(reference, color="0.5", ls="--", lw=0.8)
     ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel=xlabel or value, xlim=xlim)
     fig.tight_layout()
     return fig

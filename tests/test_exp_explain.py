@@ -145,7 +145,10 @@ def test_figures_draw(res):
     assert is_figure(plots.scatter_panels(res.tsne, "t-SNE 1", "t-SNE 2", panel="view"))
     e = res.expl_fills.rename(columns={"explanation accuracy": "value"}).reset_index(names="detector")
     e["detector"] = e["detector"] + " | " + e["fill"] + " fill"  # as the chapter draws it
-    assert e["detector"].is_unique and is_figure(plots.interval_dots(e, "detector", marker="chance"))
+    assert e["detector"].is_unique
+    fig = plots.interval_dots(e, "detector", marker="chance", reference=None)  # chance is per row: no 0.5 line
+    assert is_figure(fig) and not [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
+    assert [ln for ln in plots.interval_dots(e, "detector").axes[0].lines if ln.get_linestyle() == "--"]
 
 
 def test_filter_directions_are_written_with_their_ci(res):
