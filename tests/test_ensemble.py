@@ -232,3 +232,21 @@ def test_best_f1_equals_the_per_threshold_loop_of_sklearn():
             f = [f1_score(y, (p > t) if strict else (p >= t), zero_division=0) for t in grid]
             i = int(np.argmax(f))
             assert B.best_f1(y, p, grid, strict) == (pytest.approx(f[i]), pytest.approx(float(grid[i])))
+
+
+def test_a_forest_scores_the_same_bits_on_any_number_of_threads():
+    """A forest on two threads adds its trees' probabilities in the order the threads finish;
+    the pipeline scores with one thread, in tree order: bit for bit the sum over the trees in
+    order, every time, and the model keeps its two threads for fitting."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 6))
+    y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0.6).astype(int)
+    pipe = B.BoostingPipeline(B.make_model("RandomForest", seed=1, scale=0.1, n_jobs=2), smote=False).fit(X, y)
+    Xt = pipe._transform(X)
+    in_order = np.zeros(len(X))
+    for tree in pipe.model.estimators_:
+        in_order += tree.predict_proba(Xt)[:, 1]
+    in_order /= len(pipe.model.estimators_)
+    for _ in range(5):
+        np.testing.assert_array_equal(pipe.predict_proba(X), in_order)
+    assert pipe.model.n_jobs == 2

@@ -146,7 +146,18 @@ class BoostingPipeline:
         """Probability of the anomaly class, (n,)."""
         if not hasattr(self, "scaler_"):
             raise ASDStudyError("BoostingPipeline is not fitted: call fit(X, y) first.")
-        return self.model.predict_proba(self._transform(X))[:, 1]
+        Xt = self._transform(X)
+        jobs = getattr(self.model, "n_jobs", None)
+        if hasattr(self.model, "estimators_") and jobs not in (None, 1):
+            # a scikit-learn forest on several threads adds its trees' probabilities in the order
+            # the threads finish: the sums then differ in their last bits from run to run, break
+            # ties between clips differently and move the AUC; one thread adds them in tree order
+            self.model.set_params(n_jobs=1)
+            try:
+                return self.model.predict_proba(Xt)[:, 1]
+            finally:
+                self.model.set_params(n_jobs=jobs)
+        return self.model.predict_proba(Xt)[:, 1]
 
 
 def best_f1(y, proba, thresholds=np.arange(0.2, 0.8, 0.01), strict: bool = True) -> tuple[float, float]:
