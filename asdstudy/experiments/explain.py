@@ -333,13 +333,16 @@ def slime_units(get_detector, scores: pd.DataFrame, p: Params, train_of=None, an
     if "normal" in fills and train_of is None:
         raise P.ASDStudyError("the 'normal' occlusion fill needs the detectors' training clips (train_of).")
     out = {f: [] for f in fills}
+    levels = {}  # one normal level per model: a per-machine model scores several sections
     for (m, sec), te in scores.groupby(["machine", "section"]):
         det = get_detector(m, sec)
         _, thr = M.eer(te["label"], te["score"])
         chosen = pick_clips(te[te["label"] == 1] if anomalies_only else te, p.slime_clips, p.seed)
         specs = det.spectrograms(chosen)
         for fill in fills:
-            ref = SL.normal_level(det.spectrograms(train_of(m, sec))) if fill == "normal" else None
+            if fill == "normal" and id(det) not in levels:
+                levels[id(det)] = SL.normal_level(det.spectrograms(train_of(m, sec)))
+            ref = levels[id(det)] if fill == "normal" else None
             ex = SL.explain(det, specs, thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed, fill=fill, reference=ref)
             out[fill].append((chosen.reset_index(drop=True), ex))
     return out
@@ -710,7 +713,8 @@ def fill_text(ef: pd.DataFrame) -> str:
     if ef.empty or ef["fill"].nunique() < 2:
         return ""
     fills = list(dict.fromkeys(ef["fill"]))
-    a, b = ef[ef["fill"] == fills[0]], ef[ef["fill"] == fills[1]].reindex(ef[ef["fill"] == fills[0]].index)
+    a = ef[ef["fill"] == fills[0]]
+    b = ef[ef["fill"] == fills[1]].reindex(a.index)
 
     def span(x):
         x = x.astype(float)
