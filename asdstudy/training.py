@@ -39,6 +39,13 @@ FLAT_TOLERANCE = 0.02
 #: rule's window (the last 20 %) holds at least two epochs. At 5 the window was one epoch, and one
 #: noisy epoch stopped the DCASE baseline on the twin's valve at AUC 0.55 where 18 epochs gave 0.63.
 MIN_EPOCHS = 10
+#: The validation curve is judged on a fixed, seeded subset of the held-out examples no larger
+#: than one epoch's training draw (and at least this many, or all of them when fewer). Where an
+#: epoch trains on a share of the examples (``epoch_fraction`` < 1) the whole held-out tenth was
+#: up to twice an epoch's draw: validating it took 39 % of the sequence chapter's training time
+#: (profiled). With every example every epoch nothing changes: the held-out set is smaller than
+#: an epoch.
+VAL_FLOOR = 1024
 
 
 def window_epochs(n_epochs: int, window: float = FLAT_WINDOW) -> int:
@@ -108,6 +115,8 @@ class History:
     converged: bool = False
     #: read back from the model store (:mod:`asdstudy.models.store`): the file; "" when trained here
     stored: str = ""
+    #: held-out examples the validation curve is computed on (0: no validation split)
+    val_examples: int = 0
 
     def flat(self) -> tuple[bool, float]:
         """:func:`flatness` of the validation curve (the training curve when there is none)."""
@@ -145,7 +154,10 @@ def fit(
             with ``len()`` whose ``X[LongTensor]`` returns a batch tensor (such as
             :class:`asdstudy.models.sequence.WindowSet`, which gathers windows on demand).
         epochs, batch_size, lr, betas, weight_decay: the optimiser's settings.
-        val_fraction: hold out this fraction of X (a seeded random subset) for validation.
+        val_fraction: hold out this fraction of X (a seeded random subset) for validation. The
+            validation curve is computed on the same seeded subset of the held-out examples every
+            epoch, of as many as one epoch trains on (at least ``VAL_FLOOR``; all of them when
+            fewer): ``History.val_examples`` says how many.
         patience: stop after this many epochs without a better validation loss and restore the
             best weights (needs val_fraction > 0).
         seed: seeds initialisation-independent randomness (shuffling, dropout, sampling).
@@ -206,7 +218,9 @@ def fit(
     else:
         steps = [("loss", torch.optim.Adam(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay, foreach=True),
                   loss_fn)]
-    hist = History(device=dev)
+    per_epoch = max(1, math.ceil(epoch_fraction * len(tr_idx)))
+    judge_idx = val_idx[:min(n_val, max(VAL_FLOOR, per_epoch))]  # a prefix of a seeded permutation
+    hist = History(device=dev, val_examples=len(judge_idx))
     floor = max(min_epochs, math.ceil(1 / epoch_fraction - 1e-9))  # min_epochs, and one pass over every example
     best, best_state, waited = float("inf"), None, 0
     t0 = time.time()
@@ -215,7 +229,7 @@ def fit(
         model.train()
         order = tr_idx[torch.randperm(len(tr_idx), generator=gen)]
         if epoch_fraction < 1:
-            order = order[:max(1, math.ceil(epoch_fraction * len(order)))]
+            order = order[:per_epoch]
         # losses summed on the device and read once per epoch: no host sync per step (on a GPU
         # a float() per step would stall the queue); float64, so the sums equal the host's
         totals = {name: torch.zeros((), dtype=torch.float64, device=dev) for name, _, _ in steps}
@@ -240,9 +254,10 @@ def fit(
             model.eval()
             with torch.no_grad():
                 judge = [monitor] if monitor is not None else [step_loss for _, _, step_loss in steps]
-                vl = [sum(float(f(model, X[val_idx[i:i + 4096]].to(dev))) for f in judge)
-                      * min(4096, n_val - i) for i in range(0, n_val, 4096)]
-            hist.val.append(sum(vl) / n_val)
+                n_judge = len(judge_idx)
+                vl = [sum(float(f(model, X[judge_idx[i:i + 4096]].to(dev))) for f in judge)
+                      * min(4096, n_judge - i) for i in range(0, n_judge, 4096)]
+            hist.val.append(sum(vl) / n_judge)
             if hist.val[-1] < best:
                 best, best_state, waited, hist.best_epoch = hist.val[-1], copy.deepcopy(model.state_dict()), 0, epoch
             else:

@@ -244,6 +244,29 @@ def test_sweep_passes_the_unfiltered_table_unless_copies_are_asked(tmp_path, mon
                                               ("highpass", 2000)]
 
 
+def test_a_sweep_runs_its_settings_in_workers_on_one_thread_each_in_order(tmp_path):
+    import os
+
+    import pandas as pd
+
+    def run(t, kind, cutoff):
+        import torch
+
+        return {"rows": pd.DataFrame({"auc": [cutoff / 1e4]}), "pid": os.getpid(), "threads": torch.get_num_threads()}
+
+    keep = {}
+    rows = FL.sweep(run, pd.DataFrame({"path": ["a.wav"]}), cutoffs=[1000, 2000], n_jobs=2, progress=False,
+                    store=tmp_path / "s", keep=keep)
+    assert list(rows.auc) == [0.0, 0.1, 0.2, 0.1, 0.2] and list(rows.kind) == ["none"] + ["lowpass"] * 2 + ["highpass"] * 2
+    settings = [k for k in keep if k != "resumed"]
+    assert all(keep[k]["pid"] != os.getpid() and keep[k]["threads"] == 1 for k in settings)
+    assert len(list((tmp_path / "s").glob("*.pt"))) == 5  # every setting stored by the worker that ran it
+    again = {}
+    FL.sweep(run, pd.DataFrame({"path": ["a.wav"]}), cutoffs=[1000, 2000], n_jobs=2, progress=False,
+             store=tmp_path / "s", keep=again)
+    assert again["resumed"] == settings
+
+
 def test_a_stored_sweep_resumes_where_it_was_interrupted(tmp_path):
     import pandas as pd
 

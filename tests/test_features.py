@@ -208,3 +208,33 @@ def test_every_bad_clip_of_a_call_is_reported_at_once(tiny_synth, tmp_path):
     paths = good + [str(short), str(slow), str(tmp_path / "gone.wav")]
     with pytest.raises(AudioError, match=r"(?s)^3 of 5 clips cannot be used(?=.*short.wav: only 0.200 s)(?=.*slow.wav: sample rate is 8000)(?=.*gone.wav: no such)"):
         clip_logmels(paths, LogMelParams(n_mels=32), progress=False, n_jobs=2)
+
+
+def test_threads_of_one_process_writing_one_entry_do_not_collide(tmp_path):
+    """A joblib worker extracts with threads: they share a pid, so a temporary named by the pid
+    alone was shared, and the second thread's os.replace found it gone (FileNotFoundError)."""
+    import threading
+
+    from asdstudy.features.cache import tmp_path as tmp_name
+
+    clip = tmp_path / "clip.bin"
+    clip.write_bytes(b"0123456789" * 100)
+    names, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def write():
+        try:
+            names.append(tmp_name(tmp_path / "x.npy", ".npy"))
+            barrier.wait()
+            for _ in range(20):  # every thread writes the same entry (and the same feature.json)
+                FeatureCache("toy", {"n": 1}, root=tmp_path / "cache").put(clip, np.arange(5.0))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(names)) == 8
+    assert np.array_equal(FeatureCache("toy", {"n": 1}, root=tmp_path / "cache").get(clip), np.arange(5.0))

@@ -41,6 +41,31 @@ def test_fit_stops_when_the_curve_is_flat():
     assert len(early.train) >= 9
 
 
+def test_the_validation_curve_is_judged_on_an_epochs_worth_of_held_out_examples():
+    X = torch.arange(20000, dtype=torch.float32).reshape(-1, 1)
+
+    def loss(m, xb):  # the batch's mean value (plus a zero that needs the model's gradient)
+        return (m.weight * 0).sum() + xb[:, 0].mean()
+
+    seed, n_val = 3, 4000
+    held_out = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n_val]
+    # an epoch trains on a tenth of the 16000 training examples: the curve is judged on 1600
+    # held-out ones, the same seeded ones every epoch
+    h = fit(torch.nn.Linear(1, 1), loss, X, epochs=3, val_fraction=0.2, epoch_fraction=0.1, seed=seed,
+            progress=False)
+    assert h.val_examples == 1600
+    assert h.val == pytest.approx([float(X[held_out[:1600], 0].mean())] * 3, rel=1e-6)
+    # every example every epoch: the whole held-out set, as before
+    full = fit(torch.nn.Linear(1, 1), loss, X, epochs=1, val_fraction=0.2, seed=seed, progress=False)
+    assert full.val_examples == n_val and full.val[0] == pytest.approx(float(X[held_out, 0].mean()), rel=1e-6)
+    # never fewer than VAL_FLOOR held-out examples, unless fewer are held out
+    tiny = fit(torch.nn.Linear(1, 1), loss, X, epochs=1, val_fraction=0.2, epoch_fraction=0.001, seed=seed,
+               progress=False)
+    assert tiny.val_examples == T.VAL_FLOOR
+    assert fit(torch.nn.Linear(1, 1), loss, X[:100], epochs=1, val_fraction=0.2, progress=False).val_examples == 20
+    assert fit(torch.nn.Linear(1, 1), loss, X[:100], epochs=1, progress=False).val_examples == 0
+
+
 def test_training_module_examples():
     assert doctest.testmod(T).failed == 0
 
@@ -49,11 +74,12 @@ def test_convergence_table_judges_each_model():
     from asdstudy.experiments.protocol import convergence_table, convergence_text
     from asdstudy.training import History
 
-    done = History(train=[1, 0.5, 0.4, 0.39, 0.389], val=[1, 0.6, 0.5, 0.45, 0.449])
+    done = History(train=[1, 0.5, 0.4, 0.39, 0.389], val=[1, 0.6, 0.5, 0.45, 0.449], val_examples=640)
     going = History(train=[1.0, 0.8, 0.6, 0.4, 0.2])
     t = convergence_table([("AE", done), ("LSTM", going)])
     assert list(t.index) == ["AE", "LSTM"] and list(t["epochs run"]) == [5, 5]
     assert list(t["curve judged"]) == ["validation", "training"] and list(t.iloc[:, -1]) == ["yes", "no"]
+    assert t.loc["AE", "on examples"] == 640 and t["on examples"].isna().tolist() == [False, True]
     assert math.isclose(t.loc["LSTM", "improvement in the last 20 % of epochs"], 0.5)
     assert convergence_text(t) == ("1 of 2 trained models meet the convergence rule at this budget; 1 were still "
                                    "improving when training stopped, so their numbers are those of unfinished models.")
@@ -84,7 +110,8 @@ def test_the_training_rule_is_stated_from_the_parameter(converge):
     if converge:
         assert "until its validation loss" in text and f"at least {T.MIN_EPOCHS} epochs" in text
         assert "the epochs named here are the cap" in text and text.endswith("whether it met the rule.")
-        assert training_rule_text(p, table=False).endswith("are the cap.")
+        assert f"as many as one epoch trains on (at least {T.VAL_FLOOR:,}" in text
+        assert training_rule_text(p, table=False).endswith("or all held-out ones when fewer).")
     else:
         assert text.startswith("Every model trains for exactly the epochs named here") and "table below" in text
         assert "table" not in training_rule_text(p, table=False)

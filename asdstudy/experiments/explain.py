@@ -248,6 +248,33 @@ def train_ast(p: Params, weights, kind: str, train: pd.DataFrame, epochs: int, f
     return emb.fit(emb.spectrograms(train), train["cls"].values)
 
 
+def _timed_ast(p: Params, weights, kind: str, train: pd.DataFrame, threads: int | None):
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    t0 = P.Timer()
+    emb = train_ast(p, weights, kind, train, p.epochs)
+    return emb, t0.seconds()
+
+
+def train_asts(p: Params, weights, kinds, train: pd.DataFrame) -> dict:
+    """Table 1's ASTs, one per input kind: ``{kind: (embedder, fit seconds)}``. With ``jobs`` > 1
+    on a CPU they train side by side in worker processes on one torch thread each (a small AST's
+    training step is no faster on two threads than on one, measured), else one after the other."""
+    from ..training import pick_device
+
+    kinds = list(kinds)
+    if p.jobs > 1 and len(kinds) > 1 and pick_device() == "cpu":
+        from joblib import Parallel, delayed
+
+        outs = Parallel(n_jobs=min(p.jobs, len(kinds)), backend="loky")(
+            delayed(_timed_ast)(p, weights, kind, train, 1) for kind in kinds)
+    else:
+        outs = [_timed_ast(p, weights, kind, train, None) for kind in kinds]
+    return dict(zip(kinds, outs))
+
+
 def knn_units(emb, train: pd.DataFrame, test: pd.DataFrame, k: int, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """k-NN scores per (machine, section) from the AST's embeddings; AUC per section x domain."""
     rows, scores = [], []
@@ -848,10 +875,8 @@ def run(p: Params, progress: bool = True) -> Result:
     centroids, centroid_curves = spectral_centroids(train)
     weights, ast_note = ast_weights(p)
     asts, units, test_scores, accuracy, accuracy_ci, fit_seconds = {}, {}, {}, {}, {}, {}
-    for kind in p.inputs:
-        t0 = P.Timer()
-        asts[kind] = train_ast(p, weights, kind, train, p.epochs)
-        fit_seconds[kind] = t0.seconds()
+    for kind, (emb, seconds) in train_asts(p, weights, p.inputs, train).items():
+        asts[kind], fit_seconds[kind] = emb, seconds
         hits = asts[kind].predict(asts[kind].spectrograms(test)) == test["cls"].values
         accuracy_ci[kind] = P.share_ci(hits, n_boot=p.n_boot, seed=p.seed)  # over the test clips
         accuracy[kind] = accuracy_ci[kind].value

@@ -350,9 +350,10 @@ def convergence(res: pd.DataFrame, finals: dict) -> pd.DataFrame:
             val = h[h["part"] == "validation"]
             curve = h[h["part"] != "validation"].groupby("epoch")["loss"].sum().sort_index().tolist()
             stored = "stored" in h and h["stored"].fillna(False).astype(bool).any()
+            judged = int(val["val_examples"].max()) if "val_examples" in val and val["val_examples"].notna().any() else 0
             models.append((f"{NAMES[kind]} / {m} / seed {q['seed']}",
                            History(train=curve, val=val.sort_values("epoch")["loss"].tolist(),
-                                   stored="model store" if stored else "")))
+                                   stored="model store" if stored else "", val_examples=judged)))
     return P.convergence_table(models)
 
 

@@ -510,21 +510,26 @@ def convergence_table(models) -> pd.DataFrame:
         rows.append({"model": " / ".join(str(k) for k in key), "epochs run": len(h.train),
                      "trained": "read back" if getattr(h, "stored", "") else "here",
                      "curve judged": "validation" if h.val else "training",
+                     # the held-out examples the validation curve is computed on
+                     "on examples": getattr(h, "val_examples", 0) if h.val else None,
                      "improvement in the last 20 % of epochs": improvement,
                      "flat (< {:.0%})".format(FLAT_TOLERANCE): "yes" if flat else "no"})
-    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+    return pd.DataFrame(rows).astype({"on examples": "Int64"}).set_index("model") if rows else pd.DataFrame()
 
 
 def training_rule_text(p: "ChapterParams", table: bool = True) -> str:
     """One sentence: how long this run's models train (the ``converge`` parameter); ``table``:
     the chapter shows the convergence table, and the sentence points at it."""
-    from ..training import FLAT_TOLERANCE, FLAT_WINDOW, MIN_EPOCHS
+    from ..training import FLAT_TOLERANCE, FLAT_WINDOW, MIN_EPOCHS, VAL_FLOOR
 
     if p.converge:
         text = (f"Every model trains until its validation loss (its training loss where it has no validation split) "
                 f"is flat, that is until the last {FLAT_WINDOW:.0%} of its epochs improve its best loss by less than "
-                f"{FLAT_TOLERANCE:.0%}, after at least {MIN_EPOCHS} epochs; the epochs named here are the cap")
-        return text + (", and the table below shows where each model stopped and whether it met the rule." if table else ".")
+                f"{FLAT_TOLERANCE:.0%}, after at least {MIN_EPOCHS} epochs; the epochs named here are the cap. "
+                f"The validation loss is computed every epoch on the same seeded held-out examples, as many as one "
+                f"epoch trains on (at least {VAL_FLOOR:,}, or all held-out ones when fewer)")
+        return text + ("; the table below shows where each model stopped, on how many held-out examples its curve was "
+                       "judged, and whether it met the rule." if table else ".")
     text = "Every model trains for exactly the epochs named here (the papers' fixed budgets), with no convergence stop"
     return text + ("; the table below shows whether each loss curve had flattened by then." if table else ".")
 

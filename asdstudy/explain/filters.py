@@ -71,24 +71,34 @@ def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int 
     :func:`asdstudy.experiments.explain.sweep_store`), each setting's return value is saved there
     the moment it finishes (atomically) and a later call reads it instead of training again: an
     interrupted sweep resumes at the first setting it had not finished. ``keep["resumed"]`` then
-    lists the settings that were read back."""
+    lists the settings that were read back.
+
+    With ``n_jobs`` > 1 the settings still to run are run ``n_jobs`` at a time in worker processes
+    (:func:`run_settings`); ``run`` must then be picklable (a closure is: joblib sends it by value)."""
     from tqdm.auto import tqdm
 
     jobs = [("none", 0)] + [(k, c) for k in kinds for c in cutoffs]
     folder = Path(store) if store else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
-    out, resumed = [], []
-    for kind, cutoff in tqdm(jobs, desc="filter sweep", disable=not progress):
+    done, resumed, todo = {}, [], []
+    for kind, cutoff in jobs:
         saved = folder / f"{kind}-{int(cutoff)}.pt" if folder else None
         res = _load(saved) if saved is not None and saved.exists() else None
         if res is not None:
             resumed.append((kind, cutoff))
+            done[(kind, cutoff)] = res
         else:
             t = table if kind == "none" or not copies else filtered_table(table, kind, cutoff, sr, n_jobs)
-            res = run(t, kind, cutoff)
-            if saved is not None:
-                _save(res, saved)
+            todo.append((t, kind, cutoff, saved))
+    bar = tqdm(total=len(todo), desc="filter sweep", disable=not progress)
+    for (_, kind, cutoff, _), res in zip(todo, run_settings(run, todo, n_jobs)):
+        done[(kind, cutoff)] = res
+        bar.update()
+    bar.close()
+    out = []
+    for kind, cutoff in jobs:
+        res = done[(kind, cutoff)]
         rows = res["rows"] if isinstance(res, dict) else res
         if keep is not None:
             keep[(kind, cutoff)] = res
@@ -96,6 +106,34 @@ def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int 
     if keep is not None:
         keep["resumed"] = resumed
     return pd.concat(out, ignore_index=True)
+
+
+def _run_setting(run, table: pd.DataFrame, kind: str, cutoff: float, saved: Path | None, threads: int | None):
+    """One setting of :func:`sweep`, stored the moment it finishes (in the worker that ran it)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    res = run(table, kind, cutoff)
+    if saved is not None:
+        _save(res, saved)
+    return res
+
+
+def run_settings(run, todo: list, n_jobs: int = 1):
+    """``run(table, kind, cutoff)`` for every ``(table, kind, cutoff, saved)`` of ``todo``, in
+    that order. With ``n_jobs`` > 1 on a CPU the settings run ``n_jobs`` at a time in worker
+    processes on one torch thread each: a small transformer's training step is no faster on two
+    threads than on one (measured), so two settings at once take about half the time. Results
+    come back in ``todo``'s order whichever finishes first."""
+    from ..training import pick_device
+
+    if n_jobs > 1 and len(todo) > 1 and pick_device() == "cpu":
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
+            delayed(_run_setting)(run, t, kind, cutoff, saved, 1) for t, kind, cutoff, saved in todo)
+    return (_run_setting(run, t, kind, cutoff, saved, None) for t, kind, cutoff, saved in todo)
 
 
 def _save(obj, path: Path) -> None:

@@ -84,9 +84,19 @@ def content_hash(path: str | Path, root: str | Path | None = None) -> str:
     return digest
 
 
+def tmp_path(path: Path, suffix: str = "") -> Path:
+    """A temporary name beside ``path`` for an atomic write (write it, then ``os.replace``),
+    unique to this process *and* thread: two threads of one process (a joblib worker extracting
+    with threads) that write the same file at once must not share a temporary, or the second
+    ``os.replace`` finds it gone."""
+    import threading
+
+    return path.with_name(f".{path.stem if suffix else path.name}.tmp{os.getpid()}-{threading.get_ident()}{suffix}")
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = tmp_path(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -145,7 +155,7 @@ class FeatureCache:
         arr = np.asarray(arr)
         p = self.path_for(clip)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.stem}.tmp{os.getpid()}.npy")
+        tmp = tmp_path(p, ".npy")
         np.save(tmp, arr)
         _atomic_write_text(p.with_suffix(".json"), json.dumps(
             {"clip": str(clip), "dtype": str(arr.dtype), "shape": list(arr.shape), "digest": array_digest(arr)}))

@@ -550,6 +550,6 @@ def sweep_point(point: dict) -> list[dict]:
         curves["validation"] = h.val
     stored = bool(h.stored)  # read back from the model store rather than trained in this point
     for part, losses in curves.items():
-        rows += [{"row": "loss", "part": part, "epoch": i + 1, "loss": float(v), "stored": stored}
-                 for i, v in enumerate(losses)]
+        rows += [{"row": "loss", "part": part, "epoch": i + 1, "loss": float(v), "stored": stored,
+                  "val_examples": int(getattr(h, "val_examples", 0))} for i, v in enumerate(losses)]
     return rows

@@ -117,6 +117,8 @@ def stored_fit(det, paths: Sequence[str], train: Callable[[], None], extra: Sequ
         return False
     import torch
 
+    from ..features.cache import tmp_path
+
     path = store_dir() / f"{model_key(det, paths)}.pt"
     if path.exists() and _read(det, path, extra):
         return True
@@ -124,7 +126,7 @@ def stored_fit(det, paths: Sequence[str], train: Callable[[], None], extra: Sequ
     blob = {"model": det.model_.state_dict(), "history": dataclasses.asdict(det.history_),
             "extra": {a: getattr(det, a) for a in extra}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = tmp_path(path)
     torch.save(blob, tmp)
     os.replace(tmp, path)
     return False
