@@ -285,3 +285,28 @@ def test_slime_fills_are_checked(smoke_root):
         smoke_params(X, smoke_root, slime_fills=["normal", "normal"])
     with pytest.raises(ASDStudyError, match="'slime_fills' is 'normal'.*must be list"):
         smoke_params(X, smoke_root, slime_fills="normal")
+
+
+def test_slime_explains_sections_side_by_side_as_it_would_one_after_the_other():
+    """With jobs > 1 the sections are explained in worker processes; every number is the one
+    the serial run gives, in the same order."""
+    import dataclasses
+
+    class Distance:  # a detector of distance from a flat normal spectrum
+        def score_spectrograms(self, specs):
+            return np.array([float(np.abs(s.mean(axis=0) - 1.0).sum()) for s in specs])
+
+    rng = np.random.default_rng(0)
+    tasks = [(Distance(), [rng.random((20, 16)) * (1 + k) for _ in range(3)], 6.0 + k,
+              {"silence": None, "normal": np.ones(16)}) for k in range(3)]
+    p = X.Params.from_profile("explain", "smoke")
+    assert p.jobs > 1
+    side_by_side = X._explain_all(tasks, p)
+    in_turn = X._explain_all(tasks, dataclasses.replace(p, jobs=1))
+    assert len(side_by_side) == 3
+    for a, b in zip(side_by_side, in_turn):
+        assert set(a) == {"silence", "normal"} and all(a[f].fill == f for f in a)
+        for f in a:
+            np.testing.assert_array_equal(a[f].importance, b[f].importance)
+            np.testing.assert_array_equal(a[f].flipped, b[f].flipped)
+    assert any(np.abs(e[f].importance).sum() > 0 for e in side_by_side for f in e)  # something was explained

@@ -359,20 +359,47 @@ def slime_units(get_detector, scores: pd.DataFrame, p: Params, train_of=None, an
     fills = list(p.slime_fills if fills is None else fills)
     if "normal" in fills and train_of is None:
         raise P.ASDStudyError("the 'normal' occlusion fill needs the detectors' training clips (train_of).")
-    out = {f: [] for f in fills}
-    levels = {}  # one normal level per model: a per-machine model scores several sections
+    levels, tasks, picked = {}, [], []  # one normal level per model: a per-machine model scores several sections
     for (m, sec), te in scores.groupby(["machine", "section"]):
         det = get_detector(m, sec)
         _, thr = M.eer(te["label"], te["score"])
         chosen = pick_clips(te[te["label"] == 1] if anomalies_only else te, p.slime_clips, p.seed)
-        specs = det.spectrograms(chosen)
+        if "normal" in fills and id(det) not in levels:
+            levels[id(det)] = SL.normal_level(det.spectrograms(train_of(m, sec)))
+        refs = {fill: levels[id(det)] if fill == "normal" else None for fill in fills}
+        tasks.append((det, det.spectrograms(chosen), thr, refs))
+        picked.append(chosen.reset_index(drop=True))
+    out = {f: [] for f in fills}
+    for chosen, explained in zip(picked, _explain_all(tasks, p)):
         for fill in fills:
-            if fill == "normal" and id(det) not in levels:
-                levels[id(det)] = SL.normal_level(det.spectrograms(train_of(m, sec)))
-            ref = levels[id(det)] if fill == "normal" else None
-            ex = SL.explain(det, specs, thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed, fill=fill, reference=ref)
-            out[fill].append((chosen.reset_index(drop=True), ex))
+            out[fill].append((chosen, explained[fill]))
     return out
+
+
+def _explain_one(det, specs, thr: float, refs: dict, p: Params, threads: int | None) -> dict:
+    """One section's SLIME explanations, one per fill (in a worker: on ``threads`` torch threads)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return {fill: SL.explain(det, specs, thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed, fill=fill,
+                             reference=ref) for fill, ref in refs.items()}
+
+
+def _explain_all(tasks: list, p: Params) -> list:
+    """:func:`_explain_one` for every (detector, spectrograms, threshold, references) task, in
+    order. With ``jobs`` > 1 on a CPU the sections run side by side in worker processes on one
+    torch thread each: scoring the masked clips runs a small AST or an LSTM, which two threads
+    speed up by 1.0x and 1.5x (measured), so two sections at once finish sooner. The masks depend
+    on the seed only, so every section is explained with the same masks wherever it runs."""
+    from ..training import pick_device
+
+    if p.jobs > 1 and len(tasks) > 1 and pick_device() == "cpu":
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=p.jobs, backend="loky")(
+            delayed(_explain_one)(det, specs, thr, refs, p, 1) for det, specs, thr, refs in tasks)
+    return [_explain_one(det, specs, thr, refs, p, None) for det, specs, thr, refs in tasks]
 
 
 def view_unit(table: pd.DataFrame, want: dict, machines) -> tuple[dict, str]:
