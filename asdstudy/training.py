@@ -89,6 +89,30 @@ def pick_device(device: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _on_threads(fn: Callable, args: tuple, threads: int | None):
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return fn(*args)
+
+
+def side_by_side(fn: Callable, tasks, n_jobs: int = 1):
+    """``fn(*args)`` for every ``args`` of ``tasks``, results in task order (an iterator). With
+    ``n_jobs`` > 1 and more than one task on a CPU they run ``n_jobs`` at a time in worker
+    processes (loky) on one torch thread each, for work that two threads do not speed up (a
+    small AST steps 1.0x, an LSTM scores 1.5x faster on two, measured); otherwise one after the
+    other here, on the process's threads. ``fn`` and the arguments must be picklable (closures
+    are: joblib sends them by value)."""
+    tasks = list(tasks)
+    if n_jobs > 1 and len(tasks) > 1 and pick_device() == "cpu":
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", return_as="generator")(
+            delayed(_on_threads)(fn, args, 1) for args in tasks)
+    return (_on_threads(fn, args, None) for args in tasks)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
     import torch

@@ -248,31 +248,19 @@ def train_ast(p: Params, weights, kind: str, train: pd.DataFrame, epochs: int, f
     return emb.fit(emb.spectrograms(train), train["cls"].values)
 
 
-def _timed_ast(p: Params, weights, kind: str, train: pd.DataFrame, threads: int | None):
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+def _timed_ast(p: Params, weights, kind: str, train: pd.DataFrame):
     t0 = P.Timer()
     emb = train_ast(p, weights, kind, train, p.epochs)
     return emb, t0.seconds()
 
 
 def train_asts(p: Params, weights, kinds, train: pd.DataFrame) -> dict:
-    """Table 1's ASTs, one per input kind: ``{kind: (embedder, fit seconds)}``. With ``jobs`` > 1
-    on a CPU they train side by side in worker processes on one torch thread each (a small AST's
-    training step is no faster on two threads than on one, measured), else one after the other."""
-    from ..training import pick_device
+    """Table 1's ASTs, one per input kind: ``{kind: (embedder, fit seconds)}``, trained side by
+    side in workers when ``jobs`` > 1 on a CPU (:func:`asdstudy.training.side_by_side`)."""
+    from ..training import side_by_side
 
     kinds = list(kinds)
-    if p.jobs > 1 and len(kinds) > 1 and pick_device() == "cpu":
-        from joblib import Parallel, delayed
-
-        outs = Parallel(n_jobs=min(p.jobs, len(kinds)), backend="loky")(
-            delayed(_timed_ast)(p, weights, kind, train, 1) for kind in kinds)
-    else:
-        outs = [_timed_ast(p, weights, kind, train, None) for kind in kinds]
-    return dict(zip(kinds, outs))
+    return dict(zip(kinds, side_by_side(_timed_ast, [(p, weights, kind, train) for kind in kinds], p.jobs)))
 
 
 def knn_units(emb, train: pd.DataFrame, test: pd.DataFrame, k: int, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -376,30 +364,20 @@ def slime_units(get_detector, scores: pd.DataFrame, p: Params, train_of=None, an
     return out
 
 
-def _explain_one(det, specs, thr: float, refs: dict, p: Params, threads: int | None) -> dict:
-    """One section's SLIME explanations, one per fill (in a worker: on ``threads`` torch threads)."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+def _explain_one(det, specs, thr: float, refs: dict, p: Params) -> dict:
+    """One section's SLIME explanations, one per fill."""
     return {fill: SL.explain(det, specs, thr, n_bands=p.n_bands, n_masks=p.n_masks, seed=p.seed, fill=fill,
                              reference=ref) for fill, ref in refs.items()}
 
 
 def _explain_all(tasks: list, p: Params) -> list:
     """:func:`_explain_one` for every (detector, spectrograms, threshold, references) task, in
-    order. With ``jobs`` > 1 on a CPU the sections run side by side in worker processes on one
-    torch thread each: scoring the masked clips runs a small AST or an LSTM, which two threads
-    speed up by 1.0x and 1.5x (measured), so two sections at once finish sooner. The masks depend
-    on the seed only, so every section is explained with the same masks wherever it runs."""
-    from ..training import pick_device
+    order; side by side in workers when ``jobs`` > 1 on a CPU
+    (:func:`asdstudy.training.side_by_side`). The masks depend on the seed only, so every section
+    is explained with the same masks wherever it runs."""
+    from ..training import side_by_side
 
-    if p.jobs > 1 and len(tasks) > 1 and pick_device() == "cpu":
-        from joblib import Parallel, delayed
-
-        return Parallel(n_jobs=p.jobs, backend="loky")(
-            delayed(_explain_one)(det, specs, thr, refs, p, 1) for det, specs, thr, refs in tasks)
-    return [_explain_one(det, specs, thr, refs, p, None) for det, specs, thr, refs in tasks]
+    return list(side_by_side(_explain_one, [(*task, p) for task in tasks], p.jobs))
 
 
 def view_unit(table: pd.DataFrame, want: dict, machines) -> tuple[dict, str]:

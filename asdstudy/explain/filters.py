@@ -108,12 +108,8 @@ def sweep(run, table: pd.DataFrame, cutoffs=PAPER_CUTOFFS, kinds=KINDS, sr: int 
     return pd.concat(out, ignore_index=True)
 
 
-def _run_setting(run, table: pd.DataFrame, kind: str, cutoff: float, saved: Path | None, threads: int | None):
+def _run_setting(run, table: pd.DataFrame, kind: str, cutoff: float, saved: Path | None):
     """One setting of :func:`sweep`, stored the moment it finishes (in the worker that ran it)."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     res = run(table, kind, cutoff)
     if saved is not None:
         _save(res, saved)
@@ -121,19 +117,12 @@ def _run_setting(run, table: pd.DataFrame, kind: str, cutoff: float, saved: Path
 
 
 def run_settings(run, todo: list, n_jobs: int = 1):
-    """``run(table, kind, cutoff)`` for every ``(table, kind, cutoff, saved)`` of ``todo``, in
-    that order. With ``n_jobs`` > 1 on a CPU the settings run ``n_jobs`` at a time in worker
-    processes on one torch thread each: a small transformer's training step is no faster on two
-    threads than on one (measured), so two settings at once take about half the time. Results
-    come back in ``todo``'s order whichever finishes first."""
-    from ..training import pick_device
+    """``run(table, kind, cutoff)`` for every ``(table, kind, cutoff, saved)`` of ``todo``, results
+    in that order; side by side in workers when ``n_jobs`` > 1 on a CPU
+    (:func:`asdstudy.training.side_by_side`)."""
+    from ..training import side_by_side
 
-    if n_jobs > 1 and len(todo) > 1 and pick_device() == "cpu":
-        from joblib import Parallel, delayed
-
-        return Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")(
-            delayed(_run_setting)(run, t, kind, cutoff, saved, 1) for t, kind, cutoff, saved in todo)
-    return (_run_setting(run, t, kind, cutoff, saved, None) for t, kind, cutoff, saved in todo)
+    return side_by_side(_run_setting, [(run, *item) for item in todo], n_jobs)
 
 
 def _save(obj, path: Path) -> None:
