@@ -77,6 +77,52 @@ def test_slime_finds_the_band_a_one_band_detector_uses():
     assert ex.raised.shape == (6,) and (ex.raised == 0).all()
 
 
+class CountingDetector(OneBandDetector):
+    """OneBandDetector that counts the spectrograms it scores."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def score_spectrograms(self, specs):
+        self.seen += len(specs)
+        return super().score_spectrograms(specs)
+
+
+def _explain_every_draw(det, specs, thr, n_masks, seed, fill="silence", reference=None):
+    """SLIME as it was before distinct patterns: every one of the n_masks draws scored."""
+    z = S.random_masks(n_masks, 8, seed)
+    e = S.band_edges(128, 8)
+    out = []
+    for spec in specs:
+        sc = det.score_spectrograms([S.occlude(spec, m, e, reference if fill == "normal" else None) for m in z])
+        lab = S.eer_labels(sc, thr)
+        out.append((S.surrogate(z, lab)[0] if np.ptp(lab) else np.zeros(8), np.mean(lab != lab[0]),
+                    np.mean(sc[1:] > sc[0])))
+    return out
+
+
+def test_each_distinct_pattern_is_scored_once_and_the_explanation_is_unchanged():
+    z = np.array([[1, 1], [0, 1], [1, 1], [0, 1], [1, 0]])
+    distinct, index = S.distinct_masks(z)
+    assert len(distinct) == 3 and index.shape == (5,)
+    np.testing.assert_array_equal(distinct[index], z)
+    # the paper's 1,000 draws over 8 bands hold at most 2 ** 8 patterns
+    assert len(S.distinct_masks(S.random_masks(1000, 8, seed=0))[0]) <= 256
+    rng = np.random.default_rng(3)
+    specs = [rng.normal(size=(20, 128)) + (1.5 if i % 2 else 0.0) * (np.arange(128) >= 80) * (np.arange(128) < 96)
+             for i in range(4)]
+    ref = rng.normal(size=128)
+    for n_masks, fill in ((300, "silence"), (64, "normal")):
+        det = CountingDetector()
+        ex = S.explain(det, specs, 0.3, n_bands=8, n_masks=n_masks, seed=0, fill=fill, reference=ref)
+        n_distinct = len(S.distinct_masks(S.random_masks(n_masks, 8, seed=0))[0])
+        assert ex.scored == n_distinct < n_masks and det.seen == len(specs) * n_distinct
+        for i, (imp, flipped, raised) in enumerate(_explain_every_draw(OneBandDetector(), specs, 0.3, n_masks, 0,
+                                                                       fill, ref)):
+            np.testing.assert_allclose(ex.importance[i], imp, atol=1e-12)
+            assert ex.flipped[i] == flipped and ex.raised[i] == raised
+
+
 class SilenceIsAnomalous(OneBandDetector):
     """Scores the distance from a learned level: occluding any band (to the clip's minimum) moves
     the clip away from it, so every occlusion raises the score."""

@@ -122,6 +122,7 @@ class Result:
     def glue(self) -> dict:
         p = self.params
         return {"xp_ast_note": self.ast_note, "xp_classes_note": self.classes_note, "xp_n_masks": p.n_masks, "xp_n_bands": p.n_bands,
+                "xp_masks_scored": masks_scored_text(p),
                 "xp_cutoffs": ", ".join(f"{c} Hz" for c in p.cutoffs), "xp_detector_epochs": p.detector_epochs,
                 "xp_training_rule": P.training_rule_text(p, table=False),
                 "xp_chapter_minutes": self.seconds / 60, "xp_no_worse_margin": f"{NO_WORSE_MARGIN:g}",
@@ -362,6 +363,14 @@ def slime_units(get_detector, scores: pd.DataFrame, p: Params, train_of=None, an
         for fill in fills:
             out[fill].append((chosen, explained[fill]))
     return out
+
+
+def masks_scored_text(p: Params) -> str:
+    """How many of the random patterns are distinct, so how many detector passes a clip costs."""
+    n = len(SL.distinct_masks(SL.random_masks(p.n_masks, p.n_bands, p.seed))[0])
+    return (f"The {p.n_masks:,} draws hold {n} distinct patterns (there are {2 ** p.n_bands:,} over "
+            f"{p.n_bands} bands); each is scored once and its score given to every draw of it, so a clip costs "
+            f"{n} detector passes and the surrogate still sees all {p.n_masks:,} draws.")
 
 
 def _explain_one(det, specs, thr: float, refs: dict, p: Params) -> dict:

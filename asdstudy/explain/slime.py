@@ -8,6 +8,12 @@ anomaly); fit a linear surrogate on the patterns, weighted by their closeness to
 un-occluded clip. The surrogate's coefficients are the bands' importances for the "anomaly"
 decision.
 
+``n_bands`` bands have only 2 ** n_bands patterns, so random draws repeat (the paper's 1,000 over
+8 bands hold at most 256 distinct ones): each distinct pattern is scored once and its score
+given to every draw of it (:func:`distinct_masks`). The surrogate still sees all ``n_masks``
+draws, so the explanation is the one scoring every draw would give, at a fraction of the
+detector passes.
+
 What an occluded band holds, the paper does not say; the study reads it two ways (``fill``):
 ``"silence"``, the clip's minimum (silence in a log spectrogram: what removing a component
 means in Mishra et al.'s SLIME), and ``"normal"``, the band's mean level over the detector's
@@ -81,6 +87,14 @@ def random_masks(n_masks: int, n_bands: int = N_BANDS, seed: int = 0, keep: floa
     return z
 
 
+def distinct_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct patterns of ``masks`` (n_distinct, n_bands) and, for every row of ``masks``,
+    the index of its pattern among them (n_masks,): ``distinct[index]`` equals ``masks``."""
+    z = np.asarray(masks)
+    distinct, index = np.unique(z, axis=0, return_inverse=True)
+    return distinct, np.asarray(index).reshape(-1)
+
+
 def occlude(spec: np.ndarray, mask: np.ndarray, edges: np.ndarray, fill=None) -> np.ndarray:
     """A copy of ``spec`` (T, n_bins) with the bands whose mask entry is 0 set to ``fill``: a
     number, or one value per bin (n_bins,), e.g. :func:`normal_level` (default: the
@@ -141,6 +155,8 @@ class Explanation:
         flipped: (n_clips,) fraction of occluded versions whose label differs from the
             un-occluded clip's.
         bands: the bands in Hz (:func:`bands_hz`).
+        scored: how many occluded versions of each clip the detector scored: the distinct
+            patterns among the ``n_masks`` draws (:func:`distinct_masks`).
         raised: (n_clips,) fraction of occluded versions scoring higher (more anomalous) than
             the un-occluded clip: where no occlusion flips an anomaly's label, this tells a
             detector that reads the occlusion itself as a fault (near 1) from one that ignores
@@ -154,6 +170,7 @@ class Explanation:
     bands: pd.DataFrame
     raised: np.ndarray
     fill: str
+    scored: int = 0
 
 
 def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: int = N_MASKS, seed: int = 0,
@@ -186,10 +203,12 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
     edges = band_edges(n_bins, n_bands)
     z = random_masks(n_masks, n_bands, seed)
     w = kernel_weights(z)
+    patterns, draw = distinct_masks(z)  # each distinct occlusion scored once
     imp, fit, flipped, raised = [], [], [], []
     value = reference if fill == "normal" else None  # None: each clip's own minimum
     for spec in tqdm(specs, desc="SLIME", unit="clip", disable=not progress):
-        scores = np.asarray(detector.score_spectrograms([occlude(spec, m, edges, value) for m in z]), float)
+        scores = np.asarray(detector.score_spectrograms([occlude(spec, m, edges, value) for m in patterns]),
+                            float)[draw]
         labels = eer_labels(scores, threshold)
         flipped.append(float(np.mean(labels != labels[0])))
         raised.append(float(np.mean(scores[1:] > scores[0])))  # z[0] keeps every band: the clip itself
@@ -201,7 +220,8 @@ def explain(detector, specs, threshold: float, n_bands: int = N_BANDS, n_masks: 
         imp.append(c), fit.append(r2)
     bands = bands_hz(detector.input_params, n_bands) if hasattr(detector, "input_params") else \
         pd.DataFrame({"band": np.arange(n_bands)})
-    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands, np.asarray(raised), fill)
+    return Explanation(np.vstack(imp), np.asarray(fit), np.asarray(flipped), bands, np.asarray(raised), fill,
+                       scored=len(patterns))
 
 
 def towards_correct(importance: np.ndarray, y) -> np.ndarray:
