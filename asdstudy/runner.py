@@ -258,12 +258,18 @@ class PeakMemory:
     processes), sampled every ``interval`` seconds in a background thread. Each process counts
     its proportional set size (PSS) where the system reports it: pages shared by several
     processes (a memory-mapped file of frame vectors read by every sweep worker) are counted
-    once in all, not once per process as resident sizes would; elsewhere its resident size."""
+    once in all, not once per process as resident sizes would; elsewhere its resident size.
+
+    It also adds up the CPU time (user + system) of every process of the tree it has seen
+    (:meth:`cpu_seconds`): CPU seconds over wall seconds is how many cores a chapter kept busy
+    on average, the measure of how much a faster schedule could still gain. A process's last
+    ``interval`` before it exits is not seen."""
 
     def __init__(self, pid: int, interval: float = 0.5):
         import threading
 
         self.pid, self.interval, self.peak = pid, interval, 0
+        self._cpu: dict = {}  # (pid, create time) -> the largest user + system seconds seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -278,6 +284,12 @@ class PeakMemory:
         total = 0
         for p in procs:
             try:
+                t = p.cpu_times()
+                key = (p.pid, p.create_time())
+                self._cpu[key] = max(self._cpu.get(key, 0.0), t.user + t.system)
+            except psutil.Error:
+                pass
+            try:
                 info = p.memory_full_info()
                 total += getattr(info, "pss", info.rss)
             except psutil.AccessDenied:
@@ -288,6 +300,10 @@ class PeakMemory:
             except psutil.Error:
                 pass
         return total
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of every process of the tree seen so far."""
+        return float(sum(self._cpu.values()))
 
     def _watch(self):
         while not self._stop.is_set():
@@ -347,6 +363,7 @@ def _execute(src: Path, out: Path, params: dict, env: dict, progress: bool, usag
         watch.__exit__()
         if usage is not None:
             usage["peak_rss"] = watch.peak
+            usage["cpu_seconds"] = watch.cpu_seconds()
         for s, h in old.items():
             signal.signal(s, h)
     if stopped:
@@ -423,13 +440,15 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
                     f"chapter {chapter!r} ({profile}) failed {where}\nThe executed notebook is kept at {failed}; "
                     "open it to see the full traceback. Nothing was published.")
             _hide_injected_parameters(nb_work)
-            _publish(chapter, profile, params, work, time.time() - t0, usage.get("peak_rss", 0))
+            _publish(chapter, profile, params, work, time.time() - t0, usage.get("peak_rss", 0),
+                     usage.get("cpu_seconds", 0.0))
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return pub_nb_dir / f"{chapter}.ipynb"
 
 
-def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: float, peak_rss: int = 0) -> None:
+def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: float, peak_rss: int = 0,
+             cpu_seconds: float = 0.0) -> None:
     """Move a finished run's notebook and rows into place, then write the record naming both."""
     pub_nb_dir, pub_results = executed_dir(profile), published_results(profile)
     pub_nb_dir.mkdir(parents=True, exist_ok=True)
@@ -446,7 +465,7 @@ def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: floa
     (pub_nb_dir / f"{chapter}.md").unlink(missing_ok=True)
     state.parent.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": fingerprint(chapter, params), "profile": profile, "seconds": round(seconds, 1),
-              "peak_memory_gb": round(peak_rss / 1e9, 2),
+              "peak_memory_gb": round(peak_rss / 1e9, 2), "cpu_seconds": round(cpu_seconds, 1),
               "outputs": {"notebook": _file_sha(nb), "csv": _file_sha(csv)}}
     tmp = state.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(record, default=str, indent=1))
@@ -555,6 +574,18 @@ def build_book(strict: bool = False, quiet: bool = False, profile: str = BOOK_PR
     return src / "_build" / "html" / "index.html"
 
 
+def usage_text(record: dict) -> str:
+    """", 1,234 CPU-s (1.8 cores busy on average), peak memory 2.40 GB (kernel and workers
+    together)" from a chapter's run record; the parts the record lacks are left out."""
+    cpu, seconds, peak = record.get("cpu_seconds"), record.get("seconds"), record.get("peak_memory_gb")
+    text = ""
+    if cpu and seconds:
+        text += f", {cpu:,.0f} CPU-s ({cpu / seconds:.1f} cores busy on average)"
+    if peak:
+        text += f", peak memory {peak:.2f} GB (kernel and workers together)"
+    return text
+
+
 def reproduce(profile: str = "default", overrides: dict | None = None, progress: bool = True,
               echo=print) -> Path:
     """Run every chapter in order (skipping unchanged ones), then build the book."""
@@ -568,9 +599,7 @@ def reproduce(profile: str = "default", overrides: dict | None = None, progress:
         echo(f"[{chapter}] running ({profile})")
         t0 = time.time()
         run_chapter(chapter, profile, overrides, progress=progress)
-        peak = (last_record(chapter, profile) or {}).get("peak_memory_gb")
-        echo(f"[{chapter}] done in {time.time() - t0:.0f} s"
-             + (f", peak memory {peak:.2f} GB (kernel and workers together)" if peak else ""))
+        echo(f"[{chapter}] done in {time.time() - t0:.0f} s" + usage_text(last_record(chapter, profile) or {}))
     echo("[book] building")
     return build_book(profile=profile)
 

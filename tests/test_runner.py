@@ -189,3 +189,22 @@ def test_peak_memory_sums_a_process_and_its_children():
     assert watch.peak > 120_000_000  # both processes' 60 MB counted together
     time.sleep(0.2)
     assert PeakMemory(proc.pid).tree_memory() == 0  # a finished process holds nothing
+
+
+def test_the_watch_adds_up_the_cpu_time_of_a_process_and_its_children():
+    import subprocess
+    import sys
+
+    from asdstudy.runner import PeakMemory, usage_text
+
+    # the parent and its child each burn 1.5 s of CPU (process time, whatever else the machine
+    # runs), then idle long enough for the watch to see their totals
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.5: pass\ntime.sleep(1)"
+    code = (f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {burn!r}]); exec({burn!r}); c.wait()")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    with PeakMemory(proc.pid, interval=0.1) as watch:
+        proc.wait()
+    assert 3.0 <= watch.cpu_seconds() < 6.0
+    assert usage_text({"seconds": 100.0, "cpu_seconds": 180.0, "peak_memory_gb": 2.4}) == \
+        ", 180 CPU-s (1.8 cores busy on average), peak memory 2.40 GB (kernel and workers together)"
+    assert usage_text({"seconds": 100.0}) == "" and usage_text({}) == ""
