@@ -17,8 +17,10 @@ from asdstudy.datasets.replica import DCASE2020_ADDITIONAL, DCASE2021_MACHINES, 
 def replica(tmp_path_factory) -> Path:
     """Every dataset the paper profile reads, in miniature (real sample clips where CI has them)."""
     shared = os.environ.get("ASDSTUDY_SHARED_DATA")
+    # 4 training clips per unit: the fewest with held-out normals for the threshold rules
+    # (preflight.MIN_CLIPS), with or without the real sample clips
     return build_replica(tmp_path_factory.mktemp("replica"), shared=shared if shared and Path(shared).is_dir() else None,
-                         n_train=3, n_test=2, jobs=2)
+                         n_train=4, n_test=2, jobs=2)
 
 
 def test_replica_has_the_real_layouts(replica):

@@ -378,3 +378,15 @@ def test_every_chapter_params_class_defaults_to_the_default_profile():
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             if f.name in profile and f.name != "data_root":
                 assert default == profile[f.name], f"{chapter}.{f.name}: class {default!r}, profile {profile[f.name]!r}"
+
+
+def test_a_comparison_without_held_out_normals_says_how_many_training_clips_it_needs():
+    from asdstudy.experiments.protocol import Comparison
+
+    metrics = pd.DataFrame({"machine": ["slider", "slider"], "unit": ["00", "02"], "seed": [0, 0], "auc": [0.5, 0.6]})
+    cmp = Comparison(metrics, pd.DataFrame({"seed": [0]}), pd.DataFrame(), {}, pd.DataFrame(), [0], 0.0)
+    with pytest.raises(ASDStudyError, match=r"at least 4 training clips.*max_clips") as err:
+        cmp.h0
+    assert "slider 00, slider 02" in str(err.value)
+    held = pd.DataFrame({"seed": [0, 1], "score": [1.0, 2.0]})
+    assert Comparison(metrics, pd.DataFrame(), held, {}, pd.DataFrame(), [0, 1], 0.0).h0["score"].tolist() == [1.0]

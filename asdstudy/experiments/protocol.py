@@ -459,6 +459,12 @@ class Comparison:
 
     @property
     def h0(self) -> pd.DataFrame:
+        if self.holdout.empty:
+            raise ASDStudyError(
+                "no training normals were held out, so no threshold rule can be set: a unit holds out 10 % of its "
+                "training clips, and at least 2 once it has 4 or more, and every unit here has fewer than 4 (units: "
+                f"{', '.join(f'{m} {u}' for m, u in self.metrics[['machine', 'unit']].drop_duplicates().to_numpy())}). "
+                "Give each unit at least 4 training clips (a 'max_clips' of 4 or more, or more data).")
         return self.holdout[self.holdout["seed"] == self.seeds[0]]
 
     @property
