@@ -7,6 +7,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PROFILE ?= default
 JOBS   ?= 2
+# native (fastest; same numbers on the same kind of CPU) or portable (same numbers on any AVX2 CPU)
+NUMERICS ?= $(or $(ASDSTUDY_NUMERICS),native)
 STAMP   = $(VENV)/.asdstudy-installed
 REQS    = requirements/base.txt requirements/test.txt requirements/constraints.txt pyproject.toml
 
@@ -26,7 +28,7 @@ test: $(STAMP)  ## the test suite (smoke profile end to end, book included)
 	$(BIN)/python -m pytest -q
 
 reproduce: $(STAMP)  ## all chapters on the default profile, then the book
-	$(BIN)/asdstudy reproduce --profile $(PROFILE) --jobs $(JOBS)
+	ASDSTUDY_NUMERICS=$(NUMERICS) $(BIN)/asdstudy reproduce --profile $(PROFILE) --jobs $(JOBS)
 
 book: $(STAMP)  ## rebuild the book from the executed chapters
 	$(BIN)/asdstudy book

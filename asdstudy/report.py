@@ -36,9 +36,13 @@ def params_table(params) -> "pd.DataFrame":
 
 
 def params_line(params) -> str:
-    """The run's parameters in one Markdown line (shown once per chapter, above its results)."""
+    """The run's parameters in one Markdown line (shown once per chapter, above its results), and
+    what re-running it elsewhere gives (:func:`asdstudy.numerics.reproducibility_text`)."""
+    from .numerics import reproducibility_text
+
     d = params.as_dict() if hasattr(params, "as_dict") else dict(params)
-    return "**Parameters of this run:** " + ", ".join(f"`{k} = {v!r}`" for k, v in d.items())
+    return ("**Parameters of this run:** " + ", ".join(f"`{k} = {v!r}`" for k, v in d.items())
+            + "\n\n" + reproducibility_text())
 
 
 def setup_figures(dpi: int = 100) -> None:

@@ -93,10 +93,14 @@ def device_name() -> str:
         import torch
 
         if torch.cuda.is_available():
-            return f"cuda:{torch.cuda.get_device_name(0)}"
-    except Exception:
-        pass
-    return f"cpu:{platform.machine()}x{os.cpu_count()}"
+            name = f"cuda:{torch.cuda.get_device_name(0)}"
+        else:
+            name = f"cpu:{platform.machine()}x{os.cpu_count()}"
+    except Exception:  # no torch, or a broken CUDA setup: the CPU is what computes
+        name = f"cpu:{platform.machine()}x{os.cpu_count()}"
+    from .numerics import label
+
+    return f"{name} {label()}"  # e.g. "cpu:x86_64x2 AVX512 native": the CPU's code paths decide the last bits
 
 
 def provenance(profile: str = "", seed: int | None = None) -> dict:

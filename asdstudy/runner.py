@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ASDStudyError, __version__
+from . import ASDStudyError, __version__, numerics
 from .profiles import CHAPTER_ORDER, CONSUMES_RESULTS, parameters
 from .results import data_root, profile_results_dir, repo_root
 
@@ -126,6 +126,8 @@ def fingerprint(chapter: str, params: dict) -> dict:
     profile = params.get("profile", BOOK_PROFILE)
     fp = {"notebook": _sha(nb.read_bytes()), "parameters": params, "version": __version__,
           "package": package_fingerprint(), "data": data_fingerprint(data_root(params.get("data_root")))}
+    if numerics.mode() != "native":  # other numerics, other numbers (native records keep their form)
+        fp["numerics"] = numerics.mode()
     if chapter in CONSUMES_RESULTS:  # the scoreboard reads every other chapter's results
         fp["results"] = results_fingerprint(exclude=chapter, profile=profile)
     return fp
@@ -405,6 +407,7 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
     if not src.exists():
         raise ASDStudyError(f"no notebook {src}; chapters: {', '.join(CHAPTER_ORDER)}.")
     params = parameters(chapter, profile, overrides, validate=True)
+    numerics.apply()  # the kernel and its workers inherit the pins of the mode asked for
     runs_dir().mkdir(parents=True, exist_ok=True)
     with _Lock(chapter):
         _clear_stale_work(chapter)
@@ -466,7 +469,7 @@ def _publish(chapter: str, profile: str, params: dict, work: Path, seconds: floa
     state.parent.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": fingerprint(chapter, params), "profile": profile, "seconds": round(seconds, 1),
               "peak_memory_gb": round(peak_rss / 1e9, 2), "cpu_seconds": round(cpu_seconds, 1),
-              "outputs": {"notebook": _file_sha(nb), "csv": _file_sha(csv)}}
+              "numerics": numerics.mode(), "outputs": {"notebook": _file_sha(nb), "csv": _file_sha(csv)}}
     tmp = state.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(record, default=str, indent=1))
     os.replace(tmp, state)

@@ -208,3 +208,33 @@ def test_the_watch_adds_up_the_cpu_time_of_a_process_and_its_children():
     assert usage_text({"seconds": 100.0, "cpu_seconds": 180.0, "peak_memory_gb": 2.4}) == \
         ", 180 CPU-s (1.8 cores busy on average), peak memory 2.40 GB (kernel and workers together)"
     assert usage_text({"seconds": 100.0}) == "" and usage_text({}) == ""
+
+
+def test_a_chapter_runs_in_the_numerics_asked_for_and_its_record_says_so(tmp_path, monkeypatch):
+    from asdstudy import numerics
+
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = 'smoke'\nseed = 0\ndata_root = ''\njobs = 1\nn_boot = 10")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import asdstudy, os, torch\nfrom asdstudy.results import device_name\n"
+        "print('MKL_CBWR', os.environ.get('MKL_CBWR'), 'device', device_name())")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "metrics.ipynb")
+    monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("ASDSTUDY_RESULTS", str(tmp_path / "results"))
+    for k in numerics.PORTABLE_ENV:  # restored (removed) after the test: the run sets them for its kernel
+        monkeypatch.setenv(k, "")
+    monkeypatch.setenv(numerics.VARIABLE, "portable")
+    out = runner.run_chapter("metrics", "smoke", progress=False)
+    text = out.read_text()
+    assert "MKL_CBWR AVX2 device cpu:" in text and " portable" in text and "AVX512" not in text
+    record = json.loads((tmp_path / "results/smoke/.runs/metrics.json").read_text())
+    assert record["numerics"] == "portable" and record["fingerprint"]["numerics"] == "portable"
+    # a native record keeps its old form, so switching modes re-runs the chapter
+    monkeypatch.setenv(numerics.VARIABLE, "native")
+    assert "numerics" not in runner.fingerprint("metrics", parameters("metrics", "smoke"))
+    monkeypatch.setenv(numerics.VARIABLE, "turbo")
+    with pytest.raises(ASDStudyError, match="ASDSTUDY_NUMERICS='turbo' is not a numerics mode"):
+        runner.run_chapter("metrics", "smoke", progress=False)

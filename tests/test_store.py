@@ -53,8 +53,8 @@ def test_a_stored_model_is_the_trained_one(tiny_synth, fresh_store, monkeypatch)
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("change", ["epochs", "seed", "clips", "content"])
-def test_anything_that_shapes_the_model_changes_its_key(tiny_synth, tmp_path, change):
+@pytest.mark.parametrize("change", ["epochs", "seed", "clips", "content", "numerics"])
+def test_anything_that_shapes_the_model_changes_its_key(tiny_synth, tmp_path, change, monkeypatch):
     train, _ = _tables(tiny_synth)
     det = AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=2, seed=0))
     paths = train["path"].tolist()
@@ -67,6 +67,14 @@ def test_anything_that_shapes_the_model_changes_its_key(tiny_synth, tmp_path, ch
         other = store.model_key(AutoencoderDetector(AEConfig(kind="baseline", n_mels=128, epochs=2, seed=1)), paths)
     elif change == "clips":
         other = store.model_key(det, paths[:-1])
+    elif change == "numerics":  # another CPU kind or mode: neither the model nor its features are shared
+        from asdstudy import numerics
+        from asdstudy.features.cache import feature_key
+
+        before = feature_key("logmel", {"n_mels": 128})
+        monkeypatch.setattr(numerics, "label", lambda: "AVX2 portable")
+        other = store.model_key(det, paths)
+        assert feature_key("logmel", {"n_mels": 128}) != before
     else:  # the same path with other bytes: a regenerated data set
         copy = tmp_path / "clip.wav"
         shutil.copy(paths[0], copy)

@@ -106,7 +106,13 @@ def array_digest(arr: np.ndarray) -> str:
 
 
 def feature_key(name: str, params: dict) -> str:
-    blob = json.dumps({"name": name, "params": params, "code": code_fingerprint()}, sort_keys=True, default=str)
+    """The hash naming a feature definition's cache folder: its name, parameters, the feature code
+    and the numerics it is computed in (another CPU kind or mode gives other last bits, so a cache
+    shared between machines or modes never hands one's arrays to the other)."""
+    from ..numerics import label
+
+    blob = json.dumps({"name": name, "params": params, "code": code_fingerprint(), "numerics": label()},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
