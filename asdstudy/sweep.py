@@ -35,6 +35,7 @@ from typing import Callable
 import pandas as pd
 
 from . import ASDStudyError
+from .numerics import mode
 
 
 def expand_grid(grid: dict[str, list], fixed: dict | None = None) -> list[dict]:
@@ -98,7 +99,23 @@ def _check_paths(point: dict, folder: Path) -> None:
                             "shared filesystem to store its points.")
 
 
-def _run_one(fn: Callable, point: dict, folder: Path, threads: int | None = None) -> list[dict]:
+def _check_numerics(expected: str | None) -> None:
+    """A point must run in the numerics the client runs in (:mod:`asdstudy.numerics`), or its
+    numbers would not be the client's: a dask worker started without the client's mode is refused."""
+    if expected is None:
+        return
+    from . import numerics
+
+    here = numerics.mode()
+    if here != expected:
+        raise ASDStudyError(f"{_worker_name()} runs {here} numerics, but the sweep's client runs {expected}: start "
+                            f"every worker with {numerics.VARIABLE}={expected} in its environment, so that its "
+                            "points' numbers are the ones the client would compute.")
+    numerics.describe()  # portable, but the libraries loaded before the pins: refused with its own message
+
+
+def _run_one(fn: Callable, point: dict, folder: Path, threads: int | None = None,
+             numerics_mode: str | None = None) -> list[dict]:
     import torch
 
     folder = Path(folder)
@@ -107,6 +124,7 @@ def _run_one(fn: Callable, point: dict, folder: Path, threads: int | None = None
         torch.set_num_threads(threads)
     try:
         _check_paths(point, folder)
+        _check_numerics(numerics_mode)
         return _run_and_store(fn, point, folder)
     finally:
         torch.set_num_threads(previous)
@@ -117,7 +135,10 @@ def _run_and_store(fn: Callable, point: dict, folder: Path) -> list[dict]:
     rows = fn(point)
     seconds = time.perf_counter() - t0
     pid = point_id(point)
-    record = {"point": point, "point_id": pid, "seconds": seconds, "rows": rows, "worker": _worker_name()}
+    from .numerics import label
+
+    record = {"point": point, "point_id": pid, "seconds": seconds, "rows": rows, "worker": _worker_name(),
+              "numerics": label()}
     tmp = folder / f".{pid}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(record, default=float))
     os.replace(tmp, folder / f"{pid}.json")  # atomic: a half-written point never looks done
@@ -220,9 +241,10 @@ class Sweep:
         from tqdm.auto import tqdm
 
         if n_jobs == 1:
-            results = [_safe_run(self.fn, p, self.folder, threads) for p in tqdm(todo, desc="sweep", disable=not progress)]
+            results = [_safe_run(self.fn, p, self.folder, threads, mode())
+                       for p in tqdm(todo, desc="sweep", disable=not progress)]
         else:
-            jobs = (delayed(_safe_run)(self.fn, p, self.folder, threads) for p in todo)
+            jobs = (delayed(_safe_run)(self.fn, p, self.folder, threads, mode()) for p in todo)
             results = list(tqdm(Parallel(n_jobs=n_jobs, return_as="generator")(jobs), total=len(todo), desc="sweep",
                                 disable=not progress))
         for p, err in zip(todo, results):
@@ -235,7 +257,8 @@ class Sweep:
 
         client, own = _client(scheduler)
         try:
-            futures = {client.submit(_run_one, self.fn, p, str(self.folder), threads, key=f"sweep-point-{point_id(p)}",
+            futures = {client.submit(_run_one, self.fn, p, str(self.folder), threads, mode(),
+                                     key=f"sweep-point-{point_id(p)}",
                                      retries=retries, pure=False): p for p in todo}
             bar = tqdm(total=len(futures), desc=f"sweep on {client.scheduler.address}", disable=not progress)
             for fut in as_completed(futures):
@@ -318,10 +341,11 @@ class Sweep:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _safe_run(fn: Callable, point: dict, folder: Path, threads: int | None) -> str | None:
+def _safe_run(fn: Callable, point: dict, folder: Path, threads: int | None,
+              numerics_mode: str | None = None) -> str | None:
     """Run one point in a joblib worker; the error text instead of raising (recorded by the caller)."""
     try:
-        _run_one(fn, point, folder, threads)
+        _run_one(fn, point, folder, threads, numerics_mode)
         return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"

@@ -89,3 +89,23 @@ def test_every_result_row_names_the_numerics_it_was_computed_in(monkeypatch):
     monkeypatch.delenv(numerics.VARIABLE, raising=False)
     device = provenance()["device"]
     assert device.endswith(" native") and device.startswith(("cpu:", "cuda:"))
+
+
+def test_a_sweep_worker_in_other_numerics_than_its_client_is_refused(tmp_path, monkeypatch):
+    import json
+
+    from asdstudy import sweep
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import sweep_points as SP
+
+    monkeypatch.delenv(numerics.VARIABLE, raising=False)
+    point = {"seed": 0, "lr": 0.1}
+    with pytest.raises(ASDStudyError, match=r"runs native numerics, but the sweep's client runs portable: "
+                                            r"start every worker with ASDSTUDY_NUMERICS=portable"):
+        sweep._run_one(SP.train_tiny, point, tmp_path, 1, "portable")
+    assert not list(tmp_path.glob("*.json"))  # nothing stored
+    rows = sweep.Sweep(tmp_path, SP.train_tiny).run([point], n_jobs=1, progress=False)
+    assert len(rows) == 1
+    stored = json.loads((tmp_path / f"{sweep.point_id(point)}.json").read_text())
+    assert stored["numerics"].endswith(" native")
