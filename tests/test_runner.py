@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import nbformat
+import papermill
 import pytest
 from click.testing import CliRunner
 
@@ -42,6 +43,10 @@ def test_notebooks_are_clean_and_parameterised():
         assert len(tagged) == 1, f"{chapter}: needs exactly one cell tagged parameters"
         names = set(re.findall(r"^(\w+) =", tagged[0].source, flags=re.M))
         assert names == set(parameters(chapter, "smoke")), f"{chapter}: parameters cell and profiles differ"
+        # papermill itself must read every parameter (it skips a line with a second "=", in a
+        # comment too, and then warns "Passed unknown parameter" on every run)
+        found = set(papermill.inspect_notebook(str(ROOT / "notebooks" / f"{chapter}.ipynb")))
+        assert found == names, f"{chapter}: papermill does not see {sorted(names - found)}"
 
 
 @pytest.fixture(scope="module")
