@@ -8,12 +8,17 @@ ones on another. On an AVX-512 machine a network's first training steps differ f
 AVX2 machine's in the last bits; over a few thousand steps the weights, and the AUC, move. It is
 training noise of the same kind as another seed's, which the chapters' seed spreads measure.
 
+The number of threads that share a sum matters too. ``asdstudy run`` and ``asdstudy reproduce``
+give each chapter's kernel the chapter's ``jobs`` threads (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS``) and its workers one each, whatever the machine's core count.
+
 ``ASDSTUDY_NUMERICS`` picks the mode:
 
 - ``native`` (the default): every library uses the best code for this CPU. Same CPU, same numbers.
 - ``portable``: every library is held to its AVX2 code path (MKL's conditional numerical
   reproducibility, oneDNN's and torch's instruction-set caps, OpenBLAS's Haswell kernels, NumPy
-  without AVX-512). Any x86-64 CPU with AVX2 then gives the same numbers. On an AVX-512 machine
+  without AVX-512). Any Intel CPU with AVX2 then gives the same numbers (MKL's guarantee covers
+  Intel CPUs; on others MKL may choose its own branch). On an AVX-512 machine
   torch's hot loops run 18-55 % slower (``scripts/bench_numerics.py``: GAN step +18 %, LSTM
   step +30 %, LSTM scoring +55 % on one thread).
 
@@ -50,7 +55,7 @@ def mode(env=None) -> str:
     value = (os.environ if env is None else env).get(VARIABLE, "").strip().lower() or "native"
     if value not in MODES:
         raise ASDStudyError(f"{VARIABLE}={value!r} is not a numerics mode: use 'native' (fastest, same numbers "
-                            "on the same kind of CPU) or 'portable' (same numbers on any x86-64 CPU with AVX2).")
+                            "on the same kind of CPU) or 'portable' (same numbers on any Intel CPU with AVX2).")
     return value
 
 
@@ -79,6 +84,15 @@ def _torch_isa() -> str:
         return "unknown"
 
 
+def _torch_threads() -> int | None:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except Exception:
+        return None
+
+
 def _numpy_isa() -> str:
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as found
@@ -97,6 +111,7 @@ def describe() -> dict:
     """
     which = mode()
     info = {"mode": which, "machine": platform.machine(), "torch": _torch_isa(), "numpy": _numpy_isa(),
+            "threads": _torch_threads(),
             "pinned": all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items())}
     if which == "portable" and (not info["pinned"] or "AVX512" in (info["torch"].upper(), info["numpy"])):
         raise ASDStudyError(
@@ -117,11 +132,14 @@ def label() -> str:
 def reproducibility_text(info: dict | None = None) -> str:
     """One sentence for the book: what a reader re-running a chapter elsewhere should expect."""
     info = describe() if info is None else info
+    threads = f" on {info['threads']} thread{'' if info.get('threads') == 1 else 's'}" if info.get("threads") else ""
     if info["mode"] == "portable":
-        return ("These numbers were computed in portable numerics (every library held to its AVX2 code path): "
-                "re-run with the same parameters and seed on any x86-64 CPU with AVX2, they come out identical.")
-    return (f"These numbers were computed in native numerics (torch on {info['torch']}, NumPy on {info['numpy']}): "
-            "re-run with the same parameters and seed on the same kind of CPU, they come out identical. On another "
+        return (f"These numbers were computed in portable numerics{threads} (every library held to its AVX2 code "
+                "path): re-run with the same parameters (`jobs` sets the threads) and seed on any Intel CPU with "
+                "AVX2, they come out identical.")
+    return (f"These numbers were computed in native numerics{threads} (torch on {info['torch']}, NumPy on "
+            f"{info['numpy']}): re-run with the same parameters (`jobs` sets the threads) and seed on the same kind "
+            "of CPU, they come out identical. On another "
             "kind, the networks train to slightly different weights and their numbers differ; each chapter's seed "
             f"spread shows how far training noise of that kind moves them. Set {VARIABLE}=portable for identical "
-            "numbers on any x86-64 CPU with AVX2.")
+            "numbers on any Intel CPU with AVX2.")

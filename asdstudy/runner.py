@@ -417,6 +417,11 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         pub_nb_dir, pub_results = executed_dir(profile), published_results(profile)
         env = dict(os.environ, ASDSTUDY_RESULTS=str(pub_results), ASDSTUDY_RESULTS_OUT=str(work / "results"),
                    ASDSTUDY_CHAPTERS=str(pub_nb_dir))
+        # float sums depend on how many threads share them: the kernel computes on `jobs` threads
+        # (its workers on one each) whatever the machine's core count, so the same parameters give
+        # the same numbers on a 2-core laptop and a 64-core server of the same CPU kind
+        threads = str(max(1, int(params.get("jobs") or 1)))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         env.setdefault("TQDM_MININTERVAL", "5")
         t0 = time.time()

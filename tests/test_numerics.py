@@ -80,7 +80,7 @@ def test_portable_is_refused_where_the_libraries_loaded_before_the_pins(monkeypa
     info = numerics.describe()
     assert info["mode"] == "native" and not info["pinned"]
     assert "native numerics" in numerics.reproducibility_text(info)
-    assert "any x86-64 CPU with AVX2" in numerics.reproducibility_text({**info, "mode": "portable"})
+    assert "any Intel CPU with AVX2" in numerics.reproducibility_text({**info, "mode": "portable"})
 
 
 def test_every_result_row_names_the_numerics_it_was_computed_in(monkeypatch):

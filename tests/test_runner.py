@@ -224,7 +224,7 @@ def test_a_chapter_runs_in_the_numerics_asked_for_and_its_record_says_so(tmp_pat
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(
         "import asdstudy, os, torch\nfrom asdstudy.results import device_name\n"
-        "print('MKL_CBWR', os.environ.get('MKL_CBWR'), 'device', device_name())")]
+        "print('MKL_CBWR', os.environ.get('MKL_CBWR'), 'device', device_name(), 'threads', torch.get_num_threads())")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "notebooks" / "metrics.ipynb")
     monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
@@ -232,9 +232,10 @@ def test_a_chapter_runs_in_the_numerics_asked_for_and_its_record_says_so(tmp_pat
     for k in numerics.PORTABLE_ENV:  # restored (removed) after the test: the run sets them for its kernel
         monkeypatch.setenv(k, "")
     monkeypatch.setenv(numerics.VARIABLE, "portable")
-    out = runner.run_chapter("metrics", "smoke", progress=False)
+    out = runner.run_chapter("metrics", "smoke", {"jobs": 1}, progress=False)
     text = out.read_text()
     assert "MKL_CBWR AVX2 device cpu:" in text and " portable" in text and "AVX512" not in text
+    assert "threads 1" in text  # the chapter's jobs, whatever this machine's core count
     record = json.loads((tmp_path / "results/smoke/.runs/metrics.json").read_text())
     assert record["numerics"] == "portable" and record["fingerprint"]["numerics"] == "portable"
     # a native record keeps its old form, so switching modes re-runs the chapter
