@@ -7,8 +7,8 @@ numbers), so a model whose configuration, training clips, features, code and dev
 a stored one *is* that model: :func:`stored_fit` reads it back instead of training it again.
 
 The key is a hash of: the detector's class and every field of its config except ``jobs`` (the
-device it trains on included), the numerics (:func:`asdstudy.numerics.label`: the CPU's code
-paths and the mode), the feature settings and feature code, the source of the model's
+device it trains on included), the feature settings, feature code and numerics (all in
+:func:`asdstudy.features.cache.feature_key`; the numerics are the CPU's code paths and the mode), the source of the model's
 module and of the training loop, and the content hash of every training clip in order. Change
 any of them and the key changes: nothing stale is read back. A stored file that cannot be read
 is trained again, with a warning, and replaced. Writes are atomic (temporary file, then
@@ -61,7 +61,6 @@ def store_dir() -> Path:
 def model_key(det, paths: Sequence[str]) -> str:
     """The hash naming ``det``'s trained model on the clips ``paths`` (in this order)."""
     from ..features.cache import content_hash, feature_key
-    from ..numerics import label
     from ..sweep import code_fingerprint
     from ..training import pick_device
 
@@ -70,7 +69,7 @@ def model_key(det, paths: Sequence[str]) -> str:
     params = det.input_params
     blob = {"class": f"{type(det).__module__}.{type(det).__qualname__}", "config": cfg,
             "features": feature_key("logmel", params.key()),
-            "code": code_fingerprint([type(det).__module__, *TRAINING_CODE]), "numerics": label()}
+            "code": code_fingerprint([type(det).__module__, *TRAINING_CODE])}
     h = hashlib.blake2b(json.dumps(blob, sort_keys=True, default=str).encode(), digest_size=16)
     for p in paths:
         h.update(content_hash(p).encode())
